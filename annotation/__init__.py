@@ -1,0 +1,1 @@
+"""Annotation: campaigns, rounds, samples, comparisons, leases, judgments, the annotator UI."""

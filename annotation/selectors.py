@@ -1,0 +1,100 @@
+"""Reads: what a user may see, and what a page needs. Every queryset is scoped to the caller."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, F, Q, QuerySet, Sum
+
+from annotation.models import Assignment, Campaign, Comparison, Judgment, Membership, Round, Sample
+
+
+def campaigns_for_user(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
+    if user.is_superuser:
+        return Campaign.objects.all()
+    return Campaign.objects.filter(memberships__user=user).distinct()
+
+
+def campaign_role(*, user: AbstractBaseUser, campaign_id: int) -> str | None:
+    """The user's role in the campaign ("annotator", "researcher"), or None if not a member."""
+    if user.is_superuser:
+        return Membership.Role.RESEARCHER
+    return Membership.objects.filter(user=user, campaign_id=campaign_id).values_list("role", flat=True).first()
+
+
+def round_for_member(*, user: AbstractBaseUser, round_id: int) -> Round | None:
+    """The round if the user is a member of its campaign (one query), else None."""
+    qs = Round.objects.select_related("campaign").filter(id=round_id)
+    if not user.is_superuser:
+        qs = qs.filter(campaign__memberships__user=user)
+    return qs.first()
+
+
+def sample_for_member(*, user: AbstractBaseUser, sample_id: int) -> Sample | None:
+    qs = Sample.objects.filter(id=sample_id)
+    if not user.is_superuser:
+        qs = qs.filter(round__campaign__memberships__user=user)
+    return qs.first()
+
+
+def assignment_for_page(*, assignment_id: int, annotator: AbstractBaseUser) -> Assignment | None:
+    return (
+        Assignment.objects.select_related(
+            "comparison__prompt", "comparison__sample_first", "comparison__sample_second", "round__campaign"
+        )
+        .filter(id=assignment_id, annotator=annotator)
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class AnnotatorProgress:
+    done: int
+    available: int  # comparisons this annotator could still be given
+
+    @property
+    def total(self) -> int:
+        return self.done + self.available
+
+
+def annotator_progress(*, user: AbstractBaseUser, round_: Round) -> AnnotatorProgress:
+    done = Judgment.objects.filter(annotator=user, comparison__round=round_).count()
+    available = (
+        Comparison.objects.filter(round=round_)
+        .exclude(assignments__annotator=user)
+        .filter(slots_taken__lt=round_.campaign.overlap)
+        .count()
+    )
+    live = Assignment.objects.filter(annotator=user, round=round_, status=Assignment.Status.LIVE).count()
+    return AnnotatorProgress(done=done, available=available + live)
+
+
+@dataclass(frozen=True)
+class RoundProgress:
+    comparisons: int
+    judgments: int
+    wanted: int
+    complete: int  # comparisons that reached their overlap
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.judgments / self.wanted if self.wanted else 0.0
+
+
+def round_progress(*, round_: Round) -> RoundProgress:
+    agg = Comparison.objects.filter(round=round_).aggregate(
+        n=Count("id"),
+        judged=Sum("judgment_count"),
+        wanted=Sum("overlap"),
+        complete=Count("id", filter=Q(judgment_count__gte=F("overlap"))),
+    )
+    return RoundProgress(
+        comparisons=agg["n"] or 0, judgments=agg["judged"] or 0, wanted=agg["wanted"] or 0, complete=agg["complete"] or 0
+    )
+
+
+def rounds_open_for_annotator(*, user: AbstractBaseUser) -> QuerySet[Round]:
+    return (
+        Round.objects.select_related("campaign")
+        .filter(campaign__memberships__user=user, status=Round.Status.OPEN)
+        .order_by("campaign__name", "number")
+    )

@@ -1,0 +1,1 @@
+"""Services: the business rules that write. Keyword-only, typed, `<entity>_<action>`."""

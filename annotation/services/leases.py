@@ -1,0 +1,147 @@
+"""Leases: handing comparisons to annotators.
+
+A lease is an Assignment row. A comparison's `slots_taken` counts its live and done leases; it is
+changed only while the comparison row is locked, and a check constraint keeps it within the
+overlap. New leases are claimed with `SELECT ... FOR UPDATE SKIP LOCKED`, so concurrent annotators
+never wait on each other and never share a slot. Expired leases give their slot back lazily (on
+the next claim in the round) and periodically (the `annotation.leases_expire` task).
+
+Lock order, everywhere: assignment rows before comparison rows, except the claim, which locks one
+comparison and only inserts a new assignment. No cycle, so no deadlock.
+"""
+
+import random
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation.errors import Conflict, NotFound
+from annotation.models import Assignment, Comparison, Round
+
+# How many pairs one annotator may hold at once: the one on screen and the prefetched next one.
+MAX_LIVE_PER_ANNOTATOR = 2
+
+_CLAIM_SQL = """
+SELECT c.id FROM annotation_comparison c
+WHERE c.round_id = %(round_id)s
+  AND c.slots_taken < c.overlap
+  AND c.is_gold = %(gold)s
+  AND NOT EXISTS (
+      SELECT 1 FROM annotation_assignment a
+      WHERE a.comparison_id = c.id AND a.annotator_id = %(annotator_id)s)
+  {exclude}
+ORDER BY c.priority DESC, c.id
+LIMIT 1
+FOR UPDATE OF c SKIP LOCKED
+"""
+
+
+def _claim_one(*, round_id: int, annotator_id: int, gold: bool, exclude: tuple[int, ...]) -> int | None:
+    sql = _CLAIM_SQL.format(exclude="AND c.id <> ALL(%(exclude)s)" if exclude else "")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"round_id": round_id, "annotator_id": annotator_id, "gold": gold, "exclude": list(exclude)})
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def assignment_claim_next(
+    *, annotator: AbstractBaseUser, round_: Round, exclude: tuple[int, ...] = (), rng: random.Random | None = None
+) -> Assignment | None:
+    """Return the annotator's next lease in the round, or None when nothing is left for them.
+
+    A live lease the annotator already holds (other than the assignments in `exclude`, which the
+    page is already showing) is returned first, with its expiry pushed forward. Otherwise one open
+    comparison is claimed. Gold comparisons are drawn with the campaign's gold ratio.
+    """
+    rng = rng or random.Random()
+    campaign = round_.campaign
+    lease = timedelta(seconds=campaign.lease_seconds)
+    now = timezone.now()
+    with transaction.atomic():
+        held = list(
+            Assignment.objects.filter(annotator=annotator, round=round_, status=Assignment.Status.LIVE)
+            .exclude(id__in=exclude)
+            .order_by("created_at")
+            .values_list("id", flat=True)[:1]
+        )
+        if held:
+            # Conditional update: if a sweeper expired it meanwhile, we get 0 rows and claim anew.
+            if Assignment.objects.filter(id=held[0], status=Assignment.Status.LIVE).update(expires_at=now + lease):
+                return Assignment.objects.get(id=held[0])
+        if exclude:
+            live = Assignment.objects.filter(annotator=annotator, round=round_, status=Assignment.Status.LIVE).count()
+            if live >= MAX_LIVE_PER_ANNOTATOR:
+                return None
+
+    if round_.status != Round.Status.OPEN:
+        return None
+    excluded_comparisons = tuple(
+        Assignment.objects.filter(id__in=exclude).values_list("comparison_id", flat=True)
+    ) if exclude else ()
+    want_gold = campaign.gold_ratio > 0 and rng.random() < campaign.gold_ratio
+    for attempt in range(2):
+        with transaction.atomic():
+            comparison_id = None
+            for gold in (want_gold, not want_gold) if campaign.gold_ratio > 0 else (False,):
+                comparison_id = _claim_one(
+                    round_id=round_.id, annotator_id=annotator.pk, gold=gold, exclude=excluded_comparisons
+                )
+                if comparison_id is not None:
+                    break
+            if comparison_id is not None:
+                Comparison.objects.filter(id=comparison_id).update(slots_taken=F("slots_taken") + 1)
+                return Assignment.objects.create(
+                    comparison_id=comparison_id,
+                    round=round_,
+                    annotator=annotator,
+                    swapped=rng.random() < 0.5,
+                    expires_at=now + lease,
+                )
+        # Nothing open: free expired leases of this round once, then try again.
+        if attempt == 0 and not assignment_expire_stale(round_id=round_.id):
+            return None
+    return None
+
+
+def assignment_expire_stale(*, round_id: int | None = None, limit: int = 500) -> int:
+    """Mark live leases past their expiry as expired and give their slots back. Returns the count."""
+    now = timezone.now()
+    with transaction.atomic():
+        qs = Assignment.objects.select_for_update(skip_locked=True).filter(
+            status=Assignment.Status.LIVE, expires_at__lt=now
+        )
+        if round_id is not None:
+            qs = qs.filter(round_id=round_id)
+        rows = list(qs.order_by("expires_at").values_list("id", "comparison_id")[:limit])
+        if not rows:
+            return 0
+        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(status=Assignment.Status.EXPIRED)
+        per_comparison: dict[int, int] = {}
+        for _, comparison_id in rows:
+            per_comparison[comparison_id] = per_comparison.get(comparison_id, 0) + 1
+        for comparison_id in sorted(per_comparison):  # sorted: a fixed lock order between sweepers
+            Comparison.objects.filter(id=comparison_id).update(
+                slots_taken=F("slots_taken") - per_comparison[comparison_id]
+            )
+    return len(rows)
+
+
+def assignment_skip(*, annotator: AbstractBaseUser, assignment_id: int) -> None:
+    """Give a pair back without judging it; this annotator will not be offered it again."""
+    with transaction.atomic():
+        assignment = (
+            Assignment.objects.select_for_update().filter(id=assignment_id, annotator=annotator).first()
+        )
+        if assignment is None:
+            raise NotFound("No such pair for you.")
+        if assignment.status == Assignment.Status.SKIPPED:
+            return
+        if assignment.status == Assignment.Status.DONE:
+            raise Conflict("This pair is already judged; use undo to change it.")
+        if assignment.status == Assignment.Status.LIVE:
+            Comparison.objects.filter(id=assignment.comparison_id).update(slots_taken=F("slots_taken") - 1)
+        assignment.status = Assignment.Status.SKIPPED
+        assignment.save(update_fields=["status"])

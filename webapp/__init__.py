@@ -1,0 +1,1 @@
+"""Loupe's Django project: settings, URLs and WSGI/ASGI entry points. Configuration only."""
