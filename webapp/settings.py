@@ -108,6 +108,8 @@ STORAGES = {
 if DEBUG:
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 
+# Imports from the admin read only below this folder on the server.
+LOUPE_IMPORT_ROOT = Path(env("LOUPE_IMPORT_ROOT", default=str(BASE_DIR / "var" / "imports")))
 # Media limits for imports (bytes, pixels, seconds).
 LOUPE_MAX_IMAGE_BYTES = env.int("LOUPE_MAX_IMAGE_BYTES", default=20 * 1024 * 1024)
 LOUPE_MAX_IMAGE_PIXELS = env.int("LOUPE_MAX_IMAGE_PIXELS", default=40_000_000)

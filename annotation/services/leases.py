@@ -35,13 +35,24 @@ WHERE c.round_id = %(round_id)s
   {exclude}
 ORDER BY c.priority DESC, c.id
 LIMIT 1
-FOR UPDATE OF c SKIP LOCKED
+FOR UPDATE OF c {skip}
 """
 
 
-def _claim_one(*, round_id: int, annotator_id: int, gold: bool, exclude: tuple[int, ...]) -> int | None:
-    sql = _CLAIM_SQL.format(exclude="AND c.id <> ALL(%(exclude)s)" if exclude else "")
+def _claim_one(*, round_id: int, annotator_id: int, gold: bool, exclude: tuple[int, ...], wait: bool) -> int | None:
+    """Lock one open comparison for this annotator.
+
+    First pass skips rows other claimers hold (no waiting). A row is only locked for the few
+    milliseconds of another claim, so when the first pass finds nothing, a second pass waits for
+    the locks; PostgreSQL re-checks the conditions on the row once it gets it (READ COMMITTED),
+    so a comparison that filled up meanwhile is passed over.
+    """
+    sql = _CLAIM_SQL.format(
+        exclude="AND c.id <> ALL(%(exclude)s)" if exclude else "", skip="" if wait else "SKIP LOCKED"
+    )
     with connection.cursor() as cursor:
+        if wait:
+            cursor.execute("SET LOCAL lock_timeout = '5s'")
         cursor.execute(sql, {"round_id": round_id, "annotator_id": annotator_id, "gold": gold, "exclude": list(exclude)})
         row = cursor.fetchone()
     return row[0] if row else None
@@ -82,12 +93,13 @@ def assignment_claim_next(
         Assignment.objects.filter(id__in=exclude).values_list("comparison_id", flat=True)
     ) if exclude else ()
     want_gold = campaign.gold_ratio > 0 and rng.random() < campaign.gold_ratio
+    golds = (want_gold, not want_gold) if campaign.gold_ratio > 0 else (False,)
     for attempt in range(2):
         with transaction.atomic():
             comparison_id = None
-            for gold in (want_gold, not want_gold) if campaign.gold_ratio > 0 else (False,):
+            for wait, gold in ((wait, gold) for wait in (False, True) for gold in golds):
                 comparison_id = _claim_one(
-                    round_id=round_.id, annotator_id=annotator.pk, gold=gold, exclude=excluded_comparisons
+                    round_id=round_.id, annotator_id=annotator.pk, gold=gold, exclude=excluded_comparisons, wait=wait
                 )
                 if comparison_id is not None:
                     break
