@@ -57,7 +57,12 @@ def _progress_html(round_: Round) -> str:
     p = selectors.round_progress(round_=round_)
     return format_html(
         '<progress max="100" value="{}"></progress> {} / {} judgments ({}%), {} of {} comparisons complete',
-        f"{p.percent:.0f}", p.judgments, p.wanted, f"{p.percent:.1f}", p.complete, p.comparisons,
+        f"{p.percent:.0f}",
+        p.judgments,
+        p.wanted,
+        f"{p.percent:.1f}",
+        p.complete,
+        p.comparisons,
     )
 
 
@@ -115,13 +120,20 @@ class CampaignAdmin(ScopedAdmin):
             except ServiceError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
-                self.message_user(request, f"Imported round {round_.number} with {round_.comparisons.count()} comparisons.")
+                self.message_user(
+                    request, f"Imported round {round_.number} with {round_.comparisons.count()} comparisons."
+                )
                 return redirect("admin:annotation_round_change", round_.pk)
         return render(
             request,
             "admin/annotation/import_round.html",
-            {**self.admin_site.each_context(request), "form": form, "campaign": campaign,
-             "ids": [campaign.pk], "title": f"Import a round into {campaign.name}"},
+            {
+                **self.admin_site.each_context(request),
+                "form": form,
+                "campaign": campaign,
+                "ids": [campaign.pk],
+                "title": f"Import a round into {campaign.name}",
+            },
         )
 
 

@@ -18,8 +18,14 @@ from annotation import selectors
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 64 * 1024
-_MIME_BY_EXT = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
-                ".mp4": "video/mp4", ".webm": "video/webm"}
+_MIME_BY_EXT = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
+}
 
 
 def _headers(response: HttpResponse, *, name: str) -> HttpResponse:
@@ -81,7 +87,9 @@ def media(request: HttpRequest, sample_id: int, index: int) -> HttpResponse:
     name = sample.files[index]
     mime = sample.mime_types[index] if index < len(sample.mime_types) else ""
     ext = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return _serve(request, name, mime or _MIME_BY_EXT.get(ext, "application/octet-stream"), f"sample-{sample.id}-{index}{ext}")
+    return _serve(
+        request, name, mime or _MIME_BY_EXT.get(ext, "application/octet-stream"), f"sample-{sample.id}-{index}{ext}"
+    )
 
 
 @login_required

@@ -166,7 +166,11 @@ class Comparison(models.Model):
         indexes = [
             # The claim query: open comparisons of a round, best priority first.
             models.Index(
-                F("round"), F("priority").desc(), F("id"), name="comparison_open_idx", condition=Q(slots_taken__lt=F("overlap"))
+                F("round"),
+                F("priority").desc(),
+                F("id"),
+                name="comparison_open_idx",
+                condition=Q(slots_taken__lt=F("overlap")),
             ),
         ]
 

@@ -88,7 +88,10 @@ def round_progress(*, round_: Round) -> RoundProgress:
         complete=Count("id", filter=Q(judgment_count__gte=F("overlap"))),
     )
     return RoundProgress(
-        comparisons=agg["n"] or 0, judgments=agg["judged"] or 0, wanted=agg["wanted"] or 0, complete=agg["complete"] or 0
+        comparisons=agg["n"] or 0,
+        judgments=agg["judged"] or 0,
+        wanted=agg["wanted"] or 0,
+        complete=agg["complete"] or 0,
     )
 
 

@@ -98,7 +98,12 @@ def annotate(request: HttpRequest, round_id: int) -> HttpResponse:
         "current": pair_context(current) if current else None,
         "upcoming": pair_context(upcoming) if upcoming else None,
         "progress": progress,
-        "choices": [("left", "1", "Left better"), ("right", "2", "Right better"), ("tie", "3", "Tie"), ("both_bad", "4", "Both bad")],
+        "choices": [
+            ("left", "1", "Left better"),
+            ("right", "2", "Right better"),
+            ("tie", "3", "Tie"),
+            ("both_bad", "4", "Both bad"),
+        ],
     }
     return render(request, "annotation/annotate.html", context)
 
@@ -121,7 +126,9 @@ def pair_next(request: HttpRequest, round_id: int) -> HttpResponse:
     return render(request, "annotation/_pair.html", {"pair": context, "campaign": round_.campaign, "hidden": True})
 
 
-def _parse_judgment(request: HttpRequest, assignment: Assignment) -> tuple[str, dict[str, str], int | None, uuid.UUID | None]:
+def _parse_judgment(
+    request: HttpRequest, assignment: Assignment
+) -> tuple[str, dict[str, str], int | None, uuid.UUID | None]:
     view_choice = request.POST.get("choice", "")
     if view_choice not in VIEW_CHOICES:
         raise ValueError(f"Unknown choice {view_choice!r}; expected left, right, tie or both_bad.")
@@ -141,14 +148,18 @@ def _parse_judgment(request: HttpRequest, assignment: Assignment) -> tuple[str, 
 @login_required
 @require_POST
 def judge(request: HttpRequest, assignment_id: int) -> HttpResponse:
-    assignment = Assignment.objects.filter(id=assignment_id, annotator=request.user).only("id", "swapped", "round_id").first()
+    assignment = (
+        Assignment.objects.filter(id=assignment_id, annotator=request.user).only("id", "swapped", "round_id").first()
+    )
     if assignment is None:
         raise Http404("No such pair for you.")
     try:
         choice, criteria, time_ms, key = _parse_judgment(request, assignment)
     except ValueError as exc:
-        return JsonResponse({"error": str(exc)}, status=400) if _wants_json(request) else render(
-            request, "annotation/error.html", {"message": str(exc)}, status=400
+        return (
+            JsonResponse({"error": str(exc)}, status=400)
+            if _wants_json(request)
+            else render(request, "annotation/error.html", {"message": str(exc)}, status=400)
         )
     try:
         judgment, created = judgment_record(
@@ -162,7 +173,9 @@ def judge(request: HttpRequest, assignment_id: int) -> HttpResponse:
     except ServiceError as exc:
         return _error(request, exc)
     if _wants_json(request) or request.htmx:
-        return JsonResponse({"judgment_id": judgment.id, "created": created, "choice": judgment.choice}, status=201 if created else 200)
+        return JsonResponse(
+            {"judgment_id": judgment.id, "created": created, "choice": judgment.choice}, status=201 if created else 200
+        )
     return redirect("annotation:annotate", round_id=assignment.round_id)
 
 
@@ -190,7 +203,9 @@ def undo(request: HttpRequest, round_id: int) -> HttpResponse:
     except ServiceError as exc:
         return _error(request, exc)
     if _wants_json(request):
-        return JsonResponse(pair_context(selectors.assignment_for_page(assignment_id=assignment.id, annotator=request.user)))
+        return JsonResponse(
+            pair_context(selectors.assignment_for_page(assignment_id=assignment.id, annotator=request.user))
+        )
     if request.htmx:
         pair = pair_context(selectors.assignment_for_page(assignment_id=assignment.id, annotator=request.user))
         return render(request, "annotation/_pair.html", {"pair": pair, "campaign": round_.campaign, "hidden": True})
@@ -208,5 +223,12 @@ def progress(request: HttpRequest, round_id: int) -> HttpResponse:
     }
     if _wants_json(request):
         mine, overall = context["mine"], context["overall"]
-        return JsonResponse({"done": mine.done, "available": mine.available, "round_judgments": overall.judgments, "round_wanted": overall.wanted})
+        return JsonResponse(
+            {
+                "done": mine.done,
+                "available": mine.available,
+                "round_judgments": overall.judgments,
+                "round_wanted": overall.wanted,
+            }
+        )
     return render(request, "annotation/_progress.html", context)

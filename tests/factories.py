@@ -63,8 +63,14 @@ _PNG_1PX = bytes.fromhex(
 _counter = itertools.count()
 
 
-def make_round(*, campaign: Campaign | None = None, prompts: int = 2, samples_per_prompt: int = 2,
-               overlap: int | None = None, kind: str = "image") -> Round:
+def make_round(
+    *,
+    campaign: Campaign | None = None,
+    prompts: int = 2,
+    samples_per_prompt: int = 2,
+    overlap: int | None = None,
+    kind: str = "image",
+) -> Round:
     """A round with real (tiny) media files, all pairs per prompt as comparisons."""
     campaign = campaign or CampaignFactory(modality={"image": "image", "video": "video", "views": "multiview"}[kind])
     if overlap is not None:
@@ -78,8 +84,13 @@ def make_round(*, campaign: Campaign | None = None, prompts: int = 2, samples_pe
         samples = []
         for v in versions:
             name = default_storage.save(f"test/{next(_counter)}.png", ContentFile(_PNG_1PX))
-            samples.append(Sample.objects.create(prompt=prompt, round=round_, model_version=v, kind="image",
-                                                 files=[name], mime_types=["image/png"]))
+            samples.append(
+                Sample.objects.create(
+                    prompt=prompt, round=round_, model_version=v, kind="image", files=[name], mime_types=["image/png"]
+                )
+            )
         for a, b in itertools.combinations(samples, 2):
-            Comparison.objects.create(round=round_, prompt=prompt, sample_first=a, sample_second=b, overlap=campaign.overlap)
+            Comparison.objects.create(
+                round=round_, prompt=prompt, sample_first=a, sample_second=b, overlap=campaign.overlap
+            )
     return round_

@@ -113,7 +113,9 @@ def _parse_sample(raw: object, base: Path, kind: str, where: str, errors: list[s
         return None
     unknown = sorted(set(raw) - SAMPLE_KEYS)
     if unknown:
-        errors.append(f"{where}: unknown column {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(SAMPLE_KEYS))})")
+        errors.append(
+            f"{where}: unknown column {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(SAMPLE_KEYS))})"
+        )
         return None
     model = raw.get("model")
     if not isinstance(model, str) or not model.strip() or len(model) > 100:
@@ -122,7 +124,9 @@ def _parse_sample(raw: object, base: Path, kind: str, where: str, errors: list[s
     present = [k for k in ("image", "video", "views") if k in raw]
     if present != [kind]:
         want = {"image": "an 'image'", "video": "a 'video'", "views": "a 'views' list"}[kind]
-        errors.append(f"{where}: this campaign compares {kind}; each sample needs exactly {want} (found: {present or 'none'})")
+        errors.append(
+            f"{where}: this campaign compares {kind}; each sample needs exactly {want} (found: {present or 'none'})"
+        )
         return None
     seed = raw.get("seed")
     if seed is not None and not isinstance(seed, int):
@@ -169,7 +173,7 @@ def _parse_gold(raw: object, n_samples: int, where: str, errors: list[str]) -> t
     )
     if not ok:
         errors.append(
-            f"{where}: 'gold' must be {{\"pair\": [i, j], \"answer\": one of {', '.join(Choice.values)}}} "
+            f'{where}: \'gold\' must be {{"pair": [i, j], "answer": one of {", ".join(Choice.values)}}} '
             f"with two different sample indexes below {n_samples}"
         )
         return None
@@ -182,7 +186,9 @@ def _parse_entry(data: object, base: Path, kind: str, where: str, errors: list[s
         return None
     unknown = sorted(set(data) - LINE_KEYS)
     if unknown:
-        errors.append(f"{where}: unknown column {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(LINE_KEYS))})")
+        errors.append(
+            f"{where}: unknown column {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(LINE_KEYS))})"
+        )
         return None
     text = data.get("prompt")
     if not isinstance(text, str) or not text.strip():
@@ -246,7 +252,9 @@ def _folder_as_lines(folder: Path, kind: str, errors: list[str]) -> list[tuple[s
             if kind == "views" and item.is_dir():
                 views = sorted(str(v.relative_to(folder)) for v in item.iterdir() if v.is_file())
                 data["samples"].append({"model": item.name, "views": views})
-            elif kind != "views" and item.is_file() and item.suffix.lower() in exts[kind] and ".poster" not in item.name:
+            elif (
+                kind != "views" and item.is_file() and item.suffix.lower() in exts[kind] and ".poster" not in item.name
+            ):
                 sample = {"model": item.stem, kind: rel}
                 poster = item.with_name(item.stem + ".poster.png")
                 if kind == "video" and poster.is_file():
@@ -310,7 +318,9 @@ def round_import(*, campaign: Campaign, source: Path, max_pairs_per_prompt: int 
         with transaction.atomic():
             campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)  # serialise round numbers
             number = (campaign.rounds.order_by("-number").values_list("number", flat=True).first() or 0) + 1
-            round_ = Round.objects.create(campaign=campaign, number=number, status=Round.Status.OPEN, source=str(source))
+            round_ = Round.objects.create(
+                campaign=campaign, number=number, status=Round.Status.OPEN, source=str(source)
+            )
             versions: dict[str, ModelVersion] = {}
             comparisons = []
             for entry in entries:

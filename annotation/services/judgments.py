@@ -133,7 +133,9 @@ def judgment_undo_last(*, annotator: AbstractBaseUser, round_: Round) -> Assignm
             .first()
         )
         if judgment is None or judgment.created_at < now - window:
-            raise Conflict(f"Nothing to undo: only judgments from the last {round_.campaign.undo_seconds} s can be undone.")
+            raise Conflict(
+                f"Nothing to undo: only judgments from the last {round_.campaign.undo_seconds} s can be undone."
+            )
         assignment = Assignment.objects.select_for_update().get(id=judgment.assignment_id)
         comparison_id = judgment.comparison_id
         judgment.delete()

@@ -53,7 +53,9 @@ def _claim_one(*, round_id: int, annotator_id: int, gold: bool, exclude: tuple[i
     with connection.cursor() as cursor:
         if wait:
             cursor.execute("SET LOCAL lock_timeout = '5s'")
-        cursor.execute(sql, {"round_id": round_id, "annotator_id": annotator_id, "gold": gold, "exclude": list(exclude)})
+        cursor.execute(
+            sql, {"round_id": round_id, "annotator_id": annotator_id, "gold": gold, "exclude": list(exclude)}
+        )
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -89,9 +91,9 @@ def assignment_claim_next(
 
     if round_.status != Round.Status.OPEN:
         return None
-    excluded_comparisons = tuple(
-        Assignment.objects.filter(id__in=exclude).values_list("comparison_id", flat=True)
-    ) if exclude else ()
+    excluded_comparisons = (
+        tuple(Assignment.objects.filter(id__in=exclude).values_list("comparison_id", flat=True)) if exclude else ()
+    )
     want_gold = campaign.gold_ratio > 0 and rng.random() < campaign.gold_ratio
     golds = (want_gold, not want_gold) if campaign.gold_ratio > 0 else (False,)
     for attempt in range(2):
@@ -144,9 +146,7 @@ def assignment_expire_stale(*, round_id: int | None = None, limit: int = 500) ->
 def assignment_skip(*, annotator: AbstractBaseUser, assignment_id: int) -> None:
     """Give a pair back without judging it; this annotator will not be offered it again."""
     with transaction.atomic():
-        assignment = (
-            Assignment.objects.select_for_update().filter(id=assignment_id, annotator=annotator).first()
-        )
+        assignment = Assignment.objects.select_for_update().filter(id=assignment_id, annotator=annotator).first()
         if assignment is None:
             raise NotFound("No such pair for you.")
         if assignment.status == Assignment.Status.SKIPPED:

@@ -224,6 +224,9 @@ def test_database_refuses_a_second_judgment_by_the_same_annotator():
     judgment, _ = judgment_record(annotator=alice, assignment_id=lease.id, choice="first")
     with pytest.raises(IntegrityError), transaction.atomic():
         Judgment.objects.create(
-            comparison=judgment.comparison, assignment=judgment.assignment, annotator=alice, choice="tie",
+            comparison=judgment.comparison,
+            assignment=judgment.assignment,
+            annotator=alice,
+            choice="tie",
             left_sample=judgment.left_sample,
         )

@@ -20,8 +20,15 @@ def world():
     add_member(round_a.campaign, carol, role="researcher")
     lease_a = assignment_claim_next(annotator=alice, round_=round_a)
     lease_b = assignment_claim_next(annotator=bob, round_=round_b)
-    return {"round_a": round_a, "round_b": round_b, "alice": alice, "bob": bob, "carol": carol,
-            "lease_a": lease_a, "lease_b": lease_b}
+    return {
+        "round_a": round_a,
+        "round_b": round_b,
+        "alice": alice,
+        "bob": bob,
+        "carol": carol,
+        "lease_a": lease_a,
+        "lease_b": lease_b,
+    }
 
 
 def _urls_of_round(round_, lease):
@@ -117,7 +124,9 @@ def test_sign_up_is_off_by_default(client):
 
 def test_sign_up_when_enabled_creates_a_user_with_no_campaigns(client, settings):
     settings.LOUPE_SIGNUP_ENABLED = True
-    response = client.post("/signup/", {"username": "newbie", "password1": "a-long-Pass-phrase-9", "password2": "a-long-Pass-phrase-9"})
+    response = client.post(
+        "/signup/", {"username": "newbie", "password1": "a-long-Pass-phrase-9", "password2": "a-long-Pass-phrase-9"}
+    )
     assert response.status_code == 302
     from django.contrib.auth import get_user_model
 

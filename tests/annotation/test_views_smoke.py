@@ -16,7 +16,9 @@ def test_annotator_judges_a_pair_through_the_page(client):
     assert page.status_code == 200
     pair = page.context["current"]
     assert pair is not None
-    resp = client.post(reverse("annotation:judge", args=[pair["assignment_id"]]), {"choice": "left", "key": pair["idempotency_key"]})
+    resp = client.post(
+        reverse("annotation:judge", args=[pair["assignment_id"]]), {"choice": "left", "key": pair["idempotency_key"]}
+    )
     assert resp.status_code == 302
     judgment = Judgment.objects.get()
     assert judgment.left_sample_id == pair["left"]["sample_id"]

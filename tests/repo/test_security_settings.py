@@ -22,18 +22,27 @@ def test_production_settings_pass_check_deploy_with_no_warnings(tmp_path):
     # Run from a copy-free cwd so a developer's .env cannot loosen the settings under test.
     result = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "check", "--deploy", "--fail-level", "WARNING"],
-        env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
 def test_settings_refuse_to_start_without_a_secret_key(tmp_path):
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "webapp.settings",
-           "DJANGO_READ_DOT_ENV_FILE": "false"}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "webapp.settings",
+        "DJANGO_READ_DOT_ENV_FILE": "false",
+    }
     code = "import django; django.setup()"
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
-                            cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     if (ROOT / ".env").exists() and "DJANGO_SECRET_KEY" in (ROOT / ".env").read_text():
         pytest.skip("a local .env provides a key on this machine")
     assert result.returncode != 0

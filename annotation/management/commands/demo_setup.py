@@ -39,7 +39,10 @@ class Command(BaseCommand):
                 continue
             with transaction.atomic():
                 campaign = Campaign.objects.create(
-                    name=name, modality=modality, criteria=criteria, overlap=3,
+                    name=name,
+                    modality=modality,
+                    criteria=criteria,
+                    overlap=3,
                     instructions="Which sample matches the prompt better? Judge shapes, colours, counts and positions.",
                 )
                 Membership.objects.create(campaign=campaign, user=users["annotator"], role="annotator")
@@ -70,6 +73,8 @@ class Command(BaseCommand):
             user.is_staff = role in ("superuser", "researcher")
             user.save()
             if role == "researcher":
-                user.user_permissions.add(*Permission.objects.filter(content_type__app_label__in=["annotation", "training"]))
+                user.user_permissions.add(
+                    *Permission.objects.filter(content_type__app_label__in=["annotation", "training"])
+                )
             users[username] = user
         return users, passwords
