@@ -43,3 +43,41 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.generator.name}/{self.name}"
+
+
+class GenerationJob(models.Model):
+    """Generating a round's samples on a worker. The row is the truth; the broker message only wakes a worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    round = models.OneToOneField("annotation.Round", on_delete=models.CASCADE, related_name="generation_job")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # What to generate: {"prompt_set": ..., "samples_per_prompt": n, "seed": s, "steps": k, "max_pairs_per_prompt": m}
+    config = models.JSONField(default=dict)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    message = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(progress_done__lte=models.F("progress_total")),
+                name="generationjob_progress_le_total",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"generation of {self.round} ({self.status})"
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.progress_done / self.progress_total if self.progress_total else 0.0

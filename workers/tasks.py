@@ -1,4 +1,8 @@
-"""Thin Celery tasks: take ids, call one service, nothing else."""
+"""Thin Celery tasks: take ids, call one service or runner, nothing else.
+
+`training.runners` is imported inside the task body, so the web process (which imports this module
+to enqueue) never loads torch.
+"""
 
 from workers.celery import app
 
@@ -11,7 +15,9 @@ def leases_expire() -> int:
     return assignment_expire_stale()
 
 
-@app.task(name="annotation.ping")
-def ping(value: str) -> str:
-    """Round-trip check used by the health page and the integration tests."""
-    return value
+@app.task(name="generation.round_generate", queue="gpu", acks_late=False)
+def round_generate(job_id: int) -> str:
+    """Generate the samples and comparisons of a round (gpu queue; runs on CPU where there is no GPU)."""
+    from training import runners
+
+    return runners.generation_run(job_id)
