@@ -161,17 +161,17 @@ def simulate(
     threads = [
         threading.Thread(
             target=run_annotator,
-            kwargs=dict(
-                base_url=base_url,
-                username=u,
-                password=p,
-                round_id=round_id,
-                config=config,
-                seed=seed * 1000 + i,
-                deadline=deadline,
-                stats=stats,
-                utilities=utilities,
-            ),
+            kwargs={
+                "base_url": base_url,
+                "username": u,
+                "password": p,
+                "round_id": round_id,
+                "config": config,
+                "seed": seed * 1000 + i,
+                "deadline": deadline,
+                "stats": stats,
+                "utilities": utilities,
+            },
         )
         for i, (u, p) in enumerate(accounts)
     ]
