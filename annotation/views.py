@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation import selectors
 from annotation.errors import ServiceError
 from annotation.models import Assignment, Choice, Round
-from annotation.services.judgments import choice_from_view, judgment_record, judgment_undo_last
+from annotation.services.judgments import judgment_record_from_view, judgment_undo_last
 from annotation.services.leases import assignment_claim_next, assignment_skip
 
 VIEW_CHOICES = {"left": Choice.FIRST, "right": Choice.SECOND, "tie": Choice.TIE, "both_bad": Choice.BOTH_BAD}
@@ -126,35 +126,27 @@ def pair_next(request: HttpRequest, round_id: int) -> HttpResponse:
     return render(request, "annotation/_pair.html", {"pair": context, "campaign": round_.campaign, "hidden": True})
 
 
-def _parse_judgment(
-    request: HttpRequest, assignment: Assignment
-) -> tuple[str, dict[str, str], int | None, uuid.UUID | None]:
+def _parse_judgment(request: HttpRequest) -> tuple[str, dict[str, str], int | None, uuid.UUID | None]:
+    """The judgment as seen on screen (left = first), still in the lease's left/right order."""
     view_choice = request.POST.get("choice", "")
     if view_choice not in VIEW_CHOICES:
         raise ValueError(f"Unknown choice {view_choice!r}; expected left, right, tie or both_bad.")
-    swapped = assignment.swapped
-    choice = choice_from_view(VIEW_CHOICES[view_choice], swapped=swapped)
     criteria = {}
     for key, value in request.POST.items():
         if key.startswith("criteria."):
             if value and value not in VIEW_CHOICES:
                 raise ValueError(f"Unknown choice {value!r} for {key[9:]!r}.")
-            criteria[key[9:]] = choice_from_view(VIEW_CHOICES[value], swapped=swapped) if value else ""
+            criteria[key[9:]] = VIEW_CHOICES[value] if value else ""
     time_ms = request.POST.get("time_ms") or None
     key = request.POST.get("key") or None
-    return choice, criteria, int(time_ms) if time_ms else None, uuid.UUID(key) if key else None
+    return VIEW_CHOICES[view_choice], criteria, int(time_ms) if time_ms else None, uuid.UUID(key) if key else None
 
 
 @login_required
 @require_POST
 def judge(request: HttpRequest, assignment_id: int) -> HttpResponse:
-    assignment = (
-        Assignment.objects.filter(id=assignment_id, annotator=request.user).only("id", "swapped", "round_id").first()
-    )
-    if assignment is None:
-        raise Http404("No such pair for you.")
     try:
-        choice, criteria, time_ms, key = _parse_judgment(request, assignment)
+        choice, criteria, time_ms, key = _parse_judgment(request)
     except ValueError as exc:
         return (
             JsonResponse({"error": str(exc)}, status=400)
@@ -162,11 +154,11 @@ def judge(request: HttpRequest, assignment_id: int) -> HttpResponse:
             else render(request, "annotation/error.html", {"message": str(exc)}, status=400)
         )
     try:
-        judgment, created = judgment_record(
+        recorded = judgment_record_from_view(
             annotator=request.user,
-            assignment_id=assignment.id,
-            choice=choice,
-            criteria=criteria,
+            assignment_id=assignment_id,
+            view_choice=choice,
+            view_criteria=criteria,
             time_on_task_ms=time_ms,
             idempotency_key=key,
         )
@@ -174,9 +166,10 @@ def judge(request: HttpRequest, assignment_id: int) -> HttpResponse:
         return _error(request, exc)
     if _wants_json(request) or request.htmx:
         return JsonResponse(
-            {"judgment_id": judgment.id, "created": created, "choice": judgment.choice}, status=201 if created else 200
+            {"judgment_id": recorded.judgment_id, "created": recorded.created, "choice": recorded.choice},
+            status=201 if recorded.created else 200,
         )
-    return redirect("annotation:annotate", round_id=assignment.round_id)
+    return redirect("annotation:annotate", round_id=recorded.round_id)
 
 
 @login_required

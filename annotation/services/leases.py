@@ -14,12 +14,13 @@ import random
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from annotation.errors import Conflict, NotFound
 from annotation.models import Assignment, Comparison, Round
+from annotation.services.sql import one_statement
 
 # How many pairs one annotator may hold at once: the one on screen and the prefetched next one.
 MAX_LIVE_PER_ANNOTATOR = 2
@@ -37,6 +38,89 @@ ORDER BY c.priority DESC, c.id
 LIMIT 1
 FOR UPDATE OF c {skip}
 """
+
+
+# The common case in one statement (one round trip, atomic on its own): renew the lease the
+# annotator already holds, or else lock one open comparison (skipping rows other claimers hold),
+# take a slot and insert the lease. Zero rows back means "not that simple" (nothing free without
+# waiting, a sweeper raced us, the prefetch cap is reached): the caller then takes the general path.
+_FAST_CLAIM_SQL = """
+WITH held AS (
+    SELECT a.id FROM annotation_assignment a
+    WHERE a.annotator_id = %(annotator_id)s AND a.round_id = %(round_id)s AND a.status = 'live'
+      AND a.id <> ALL(%(exclude)s)
+    ORDER BY a.created_at
+    LIMIT 1
+), renewed AS (
+    UPDATE annotation_assignment SET expires_at = %(expires_at)s
+    WHERE id = (SELECT id FROM held) AND status = 'live'
+    RETURNING id, comparison_id, swapped, created_at, expires_at
+), live AS (
+    SELECT count(*) AS n FROM annotation_assignment
+    WHERE annotator_id = %(annotator_id)s AND round_id = %(round_id)s AND status = 'live'
+), pick AS (
+    SELECT c.id FROM annotation_comparison c
+    WHERE c.round_id = %(round_id)s
+      AND c.slots_taken < c.overlap
+      AND c.is_gold = %(gold)s
+      AND NOT EXISTS (SELECT 1 FROM held)
+      AND (SELECT n FROM live) < %(max_live)s
+      AND NOT EXISTS (
+          SELECT 1 FROM annotation_assignment x
+          WHERE x.comparison_id = c.id AND x.annotator_id = %(annotator_id)s)
+    ORDER BY c.priority DESC, c.id
+    LIMIT 1
+    FOR UPDATE OF c SKIP LOCKED
+), taken AS (
+    UPDATE annotation_comparison SET slots_taken = slots_taken + 1
+    WHERE id = (SELECT id FROM pick)
+    RETURNING id
+), claimed AS (
+    INSERT INTO annotation_assignment (comparison_id, round_id, annotator_id, status, swapped, created_at, expires_at)
+    SELECT id, %(round_id)s, %(annotator_id)s, 'live', %(swapped)s, %(now)s, %(expires_at)s FROM taken
+    RETURNING id, comparison_id, swapped, created_at, expires_at
+)
+SELECT id, comparison_id, swapped, created_at, expires_at FROM renewed
+UNION ALL
+SELECT id, comparison_id, swapped, created_at, expires_at FROM claimed
+"""
+
+
+def _claim_fast(
+    *, round_: Round, annotator_id: int, gold: bool, exclude: tuple[int, ...], swapped: bool
+) -> Assignment | None:
+    now = timezone.now()
+    params = {
+        "round_id": round_.id,
+        "annotator_id": annotator_id,
+        "gold": gold,
+        "exclude": list(exclude),
+        "max_live": MAX_LIVE_PER_ANNOTATOR,
+        "swapped": swapped,
+        "now": now,
+        "expires_at": now + timedelta(seconds=round_.campaign.lease_seconds),
+    }
+    try:
+        with one_statement(), connection.cursor() as cursor:
+            cursor.execute(_FAST_CLAIM_SQL, params)
+            row = cursor.fetchone()
+    except IntegrityError:
+        return None  # a concurrent claim by the same annotator won the race; the general path decides
+    if row is None:
+        return None
+    assignment = Assignment(
+        id=row[0],
+        comparison_id=row[1],
+        round_id=round_.id,
+        annotator_id=annotator_id,
+        status=Assignment.Status.LIVE,
+        swapped=row[2],
+        created_at=row[3],
+        expires_at=row[4],
+    )
+    assignment._state.adding = False
+    assignment._state.db = "default"
+    return assignment
 
 
 def _claim_one(*, round_id: int, annotator_id: int, gold: bool, exclude: tuple[int, ...], wait: bool) -> int | None:
@@ -71,6 +155,15 @@ def assignment_claim_next(
     """
     rng = rng or random.Random()
     campaign = round_.campaign
+    want_gold = campaign.gold_ratio > 0 and rng.random() < campaign.gold_ratio
+    golds = (want_gold, not want_gold) if campaign.gold_ratio > 0 else (False,)
+    swapped = rng.random() < 0.5
+    if round_.status == Round.Status.OPEN:
+        for gold in golds:
+            fast = _claim_fast(round_=round_, annotator_id=annotator.pk, gold=gold, exclude=exclude, swapped=swapped)
+            if fast is not None:
+                return fast
+
     lease = timedelta(seconds=campaign.lease_seconds)
     now = timezone.now()
     with transaction.atomic():
@@ -94,8 +187,6 @@ def assignment_claim_next(
     excluded_comparisons = (
         tuple(Assignment.objects.filter(id__in=exclude).values_list("comparison_id", flat=True)) if exclude else ()
     )
-    want_gold = campaign.gold_ratio > 0 and rng.random() < campaign.gold_ratio
-    golds = (want_gold, not want_gold) if campaign.gold_ratio > 0 else (False,)
     for attempt in range(2):
         with transaction.atomic():
             comparison_id = None
@@ -111,7 +202,7 @@ def assignment_claim_next(
                     comparison_id=comparison_id,
                     round=round_,
                     annotator=annotator,
-                    swapped=rng.random() < 0.5,
+                    swapped=swapped,
                     expires_at=now + lease,
                 )
         # Nothing open: free expired leases of this round once, then try again.
