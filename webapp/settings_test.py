@@ -18,3 +18,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# One test database per run, so that two runs on one machine (a developer's and an editor's, say)
+# never drop each other's database.
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("LOUPE_TEST_DB_NAME", f"test_loupe_{os.getpid()}")}  # noqa: F405

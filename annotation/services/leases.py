@@ -19,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.errors import Conflict, NotFound
-from annotation.models import Assignment, Comparison, Round
+from annotation.models import Assignment, Comparison, Prompt, Round, Sample
 from annotation.services.sql import one_statement
 
 # How many pairs one annotator may hold at once: the one on screen and the prefetched next one.
@@ -80,10 +80,25 @@ WITH held AS (
     SELECT id, %(round_id)s, %(annotator_id)s, 'live', %(swapped)s, %(now)s, %(expires_at)s FROM taken
     RETURNING id, comparison_id, swapped, created_at, expires_at
 )
-SELECT id, comparison_id, swapped, created_at, expires_at FROM renewed
-UNION ALL
-SELECT id, comparison_id, swapped, created_at, expires_at FROM claimed
+SELECT x.id, x.comparison_id, x.swapped, x.created_at, x.expires_at,
+       c.prompt_id, p.text,
+       s1.id, s1.kind, s1.files, s1.mime_types, s1.poster,
+       s2.id, s2.kind, s2.files, s2.mime_types, s2.poster
+FROM (SELECT * FROM renewed UNION ALL SELECT * FROM claimed) x
+JOIN annotation_comparison c ON c.id = x.comparison_id
+JOIN annotation_prompt p ON p.id = c.prompt_id
+JOIN annotation_sample s1 ON s1.id = c.sample_first_id
+JOIN annotation_sample s2 ON s2.id = c.sample_second_id
 """
+_SAMPLE_FIELDS = ("id", "kind", "files", "mime_types", "poster")
+
+
+def _loaded(model, **fields):
+    """A model instance from columns already read, marked as coming from the database."""
+    obj = model(**fields)
+    obj._state.adding = False
+    obj._state.db = "default"
+    return obj
 
 
 def _claim_fast(
@@ -108,19 +123,27 @@ def _claim_fast(
         return None  # a concurrent claim by the same annotator won the race; the general path decides
     if row is None:
         return None
-    assignment = Assignment(
+    # The page's data came back with the lease: build the related objects, so showing the pair
+    # costs no further query.
+    prompt = _loaded(Prompt, id=row[5], round_id=round_.id, text=row[6])
+    first, second = (
+        _loaded(Sample, prompt_id=prompt.id, round_id=round_.id, **dict(zip(_SAMPLE_FIELDS, cols, strict=True)))
+        for cols in (row[7:12], row[12:17])
+    )
+    comparison = _loaded(
+        Comparison, id=row[1], round_id=round_.id, prompt=prompt, sample_first=first, sample_second=second
+    )
+    return _loaded(
+        Assignment,
         id=row[0],
-        comparison_id=row[1],
-        round_id=round_.id,
+        comparison=comparison,
+        round=round_,
         annotator_id=annotator_id,
         status=Assignment.Status.LIVE,
         swapped=row[2],
         created_at=row[3],
         expires_at=row[4],
     )
-    assignment._state.adding = False
-    assignment._state.db = "default"
-    return assignment
 
 
 def _claim_one(*, round_id: int, annotator_id: int, gold: bool, exclude: tuple[int, ...], wait: bool) -> int | None:
