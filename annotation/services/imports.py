@@ -38,6 +38,13 @@ LINE_KEYS = {"prompt", "metadata", "samples", "gold"}
 SAMPLE_KEYS = {"model", "seed", "settings", "image", "video", "poster", "views"}
 KIND_BY_MODALITY = {Modality.IMAGE: "image", Modality.VIDEO: "video", Modality.MULTIVIEW: "views"}
 MAX_ERRORS_SHOWN = 20
+EXTENSION_BY_MIME = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+}
 
 
 class ImportRefused(Invalid):
@@ -87,7 +94,11 @@ def _resolve(base: Path, rel: object, where: str, errors: list[str]) -> Path | N
     if not isinstance(rel, str) or not rel:
         errors.append(f"{where}: a media path must be a non-empty string")
         return None
-    candidate = (base / rel).resolve()
+    try:
+        candidate = (base / rel).resolve()
+    except (OSError, ValueError):  # e.g. an embedded NUL byte, or a symlink loop
+        errors.append(f"{where}: path {rel!r} is not a usable file name")
+        return None
     if Path(rel).is_absolute() or not candidate.is_relative_to(base.resolve()):
         errors.append(f"{where}: path {rel!r} must be relative and inside the manifest's folder")
         return None
@@ -129,7 +140,8 @@ def _parse_sample(raw: object, base: Path, kind: str, where: str, errors: list[s
         )
         return None
     seed = raw.get("seed")
-    if seed is not None and not isinstance(seed, int):
+    # bool is an int to Python, and the column is a signed 64-bit integer.
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not -(2**63) <= seed < 2**63):
         errors.append(f"{where}: 'seed' must be an integer")
         return None
     sample_settings = raw.get("settings") or {}
@@ -214,11 +226,17 @@ def _parse_entry(data: object, base: Path, kind: str, where: str, errors: list[s
 
 def _read_manifest(path: Path, kind: str, errors: list[str]) -> list[_PromptIn]:
     entries = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    # Decoded line by line, so a stray non-UTF-8 byte is reported with its line instead of crashing.
+    with path.open("rb") as handle:
+        for number, raw_line in enumerate(handle, start=1):
+            where = f"line {number}"
+            try:
+                line = raw_line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                errors.append(f"{where}: not UTF-8 text")
+                continue
             if not line.strip():
                 continue
-            where = f"line {number}"
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -240,10 +258,17 @@ def _folder_as_lines(folder: Path, kind: str, errors: list[str]) -> list[tuple[s
         if not prompt_file.is_file():
             errors.append(f"{where}: missing prompt.txt")
             continue
-        data: dict = {"prompt": prompt_file.read_text(encoding="utf-8").strip(), "samples": []}
+        try:
+            data: dict = {"prompt": prompt_file.read_text(encoding="utf-8-sig").strip(), "samples": []}
+        except UnicodeDecodeError:
+            errors.append(f"{where}: prompt.txt is not UTF-8 text")
+            continue
         if (sub / "metadata.json").is_file():
             try:
-                data["metadata"] = json.loads((sub / "metadata.json").read_text(encoding="utf-8"))
+                data["metadata"] = json.loads((sub / "metadata.json").read_text(encoding="utf-8-sig"))
+            except UnicodeDecodeError:
+                errors.append(f"{where}: metadata.json is not UTF-8 text")
+                continue
             except json.JSONDecodeError as exc:
                 errors.append(f"{where}: metadata.json is not valid JSON ({exc.msg})")
                 continue
@@ -291,7 +316,8 @@ def round_import_check(*, campaign: Campaign, source: Path) -> list[_PromptIn]:
 
 
 def _store(media: _Media, round_id: int, written: list[str]) -> str:
-    name = f"rounds/{round_id}/{uuid.uuid4().hex}{media.path.suffix.lower()}"
+    # The extension follows the checked content, not the supplied name (a PNG called .jpg stays a PNG).
+    name = f"rounds/{round_id}/{uuid.uuid4().hex}{EXTENSION_BY_MIME[media.mime]}"
     with media.path.open("rb") as handle:
         stored = default_storage.save(name, File(handle))
     written.append(stored)
@@ -319,7 +345,7 @@ def round_import(*, campaign: Campaign, source: Path, max_pairs_per_prompt: int 
             campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)  # serialise round numbers
             number = (campaign.rounds.order_by("-number").values_list("number", flat=True).first() or 0) + 1
             round_ = Round.objects.create(
-                campaign=campaign, number=number, status=Round.Status.OPEN, source=str(source)
+                campaign=campaign, number=number, status=Round.Status.OPEN, source=str(source)[:500]
             )
             versions: dict[str, ModelVersion] = {}
             comparisons = []
