@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.training.algorithms.tiny import PROMPTS, TINY_SPECS, WORDS
+from training.algorithms import loading
+from training.algorithms.builders import (
+    BUILTIN_NAMES,
+    DEFAULT_SPECS,
+    build_pipeline,
+    safetensors_bytes,
+    save_pipeline,
+)
+from training.algorithms.loading import load_generator
+from training.algorithms.sampling import generate
+
+EXPECTED = {
+    # name: (family, modality, frames, media shape for the tiny spec)
+    "shapes-image-eps": ("epsilon", "image", 1, (16, 16, 3)),
+    "shapes-image-flow": ("flow", "image", 1, (16, 16, 3)),
+    "shapes-video": ("epsilon", "video", 3, (3, 8, 8, 3)),
+    "shapes-multiview": ("epsilon", "views", 4, (4, 8, 8, 3)),
+}
+
+
+@pytest.mark.parametrize("name", BUILTIN_NAMES)
+def test_saved_pipeline_loads_and_generates_uint8(name, saved_generators, policies):
+    index = json.loads((saved_generators[name] / "model_index.json").read_text())
+    assert index["_class_name"].startswith("Shapes")
+    assert list(saved_generators[name].rglob("*.safetensors"))
+    policy = policies[name]
+    family, modality, frames, shape = EXPECTED[name]
+    assert (policy.family, policy.modality, policy.frames) == (family, modality, frames)
+    media = generate(policy, PROMPTS, seeds=[0, 1], steps=2, guidance=2.0)
+    assert len(media) == 2
+    assert all(m.dtype == np.uint8 and m.shape == shape for m in media)
+
+
+@pytest.mark.parametrize("name", BUILTIN_NAMES)
+def test_generate_matches_the_plain_pipeline_call(name, policies):
+    """Our sampler does the same work as the pipeline's own diffusers loop (the benchmark baseline)."""
+    policy = policies[name]
+    generators = [torch.Generator().manual_seed(s) for s in (3, 4)]
+    expected = policy.pipeline(PROMPTS, num_inference_steps=2, generator=generators, guidance_scale=1.5)
+    got = generate(policy, PROMPTS, seeds=[3, 4], steps=2, guidance=1.5)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _max_diff(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(int) - b.astype(int)).max())
+
+
+@pytest.mark.parametrize("name", ["shapes-image-eps", "shapes-image-flow", "shapes-multiview"])
+def test_generation_is_deterministic_per_seed(name, policies):
+    policy = policies[name]
+    first = generate(policy, ["a red circle"] * 3, seeds=[7, 7, 8], steps=2)
+    again = generate(policy, ["a red circle"], seeds=[7], steps=2)
+    np.testing.assert_array_equal(first[0], first[1])
+    # Across batch sizes the kernels may differ in the last float bit: allow one uint8 level.
+    assert _max_diff(first[0], again[0]) <= 1
+    assert not np.array_equal(first[0], first[2])
+    batched = generate(policy, ["a red circle"] * 3, seeds=[7, 7, 8], steps=2, batch_size=2)
+    assert _max_diff(batched[2], first[2]) <= 1
+
+
+def test_prompts_and_seeds_must_pair_up(policies):
+    with pytest.raises(ValueError, match="2 prompts but 1 seeds"):
+        generate(policies["shapes-image-eps"], PROMPTS, seeds=[1], steps=1)
+
+
+def test_builtin_names_resolve_to_the_weights_directory(tmp_path, monkeypatch, saved_generators):
+    monkeypatch.setattr(loading, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="shapes-image-flow"):
+        load_generator("shapes-image-flow")
+    save_pipeline(build_pipeline("shapes-image-flow", WORDS, spec=TINY_SPECS["shapes-image-flow"]), tmp_path / "x")
+    (tmp_path / "x").rename(tmp_path / "shapes-image-flow")
+    policy = load_generator("shapes-image-flow", dtype=torch.float32)
+    assert policy.family == "flow" and policy.source == "shapes-image-flow"
+    assert not any(p.requires_grad for p in policy.denoiser.parameters())
+
+
+def test_default_sizes_fit_the_repository_budget(tmp_path):
+    """The four shipped bases (default specs, fp32) must stay within 25 MB of safetensors together."""
+    words = WORDS + [f"w{i}" for i in range(60)]  # a generous vocabulary
+    sizes = {}
+    for name in DEFAULT_SPECS:
+        pipe = build_pipeline(name, words)
+        sizes[name] = safetensors_bytes(save_pipeline(pipe, tmp_path / name))
+    assert sum(sizes.values()) <= 25 * 1024 * 1024, sizes

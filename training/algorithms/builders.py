@@ -1,0 +1,201 @@
+"""Build the tiny built-in generators from configs and save them as pipeline directories.
+
+Every model is made from hand-written small configs (nothing is downloaded): a ``CLIPTextModel``
+text encoder, the local word-level tokenizer, a pixel-space denoiser (32x32 RGB, no VAE) and a
+scheduler. ``build_pipeline(name, words)`` returns a fresh randomly initialised pipeline;
+``save_pipeline`` writes it with ``save_pretrained`` (safetensors + ``model_index.json``), so it
+loads back through :func:`training.algorithms.loading.load_generator` like any real model.
+
+Sizes are kept small so the four trained bases fit the repo budget (<= 25 MB together).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from diffusers import (
+    DDIMScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    SD3Transformer2DModel,
+    UNet2DConditionModel,
+    UNet3DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from training.algorithms.pipelines import (
+    VIEW_CHANNELS,
+    ShapesFlowPipeline,
+    ShapesImagePipeline,
+    ShapesMultiviewPipeline,
+    ShapesVideoPipeline,
+)
+from training.algorithms.tokenizer import BOS, DEFAULT_MAX_LENGTH, EOS, PAD, build_word_tokenizer
+
+BUILTIN_NAMES = ("shapes-image-eps", "shapes-image-flow", "shapes-video", "shapes-multiview")
+
+
+@dataclass(frozen=True)
+class TextEncoderSpec:
+    """Tiny CLIP text encoder; ``max_length`` is also the tokenizer's padded length."""
+
+    hidden_size: int = 32
+    layers: int = 2
+    heads: int = 4
+    intermediate_size: int = 64
+    max_length: int = DEFAULT_MAX_LENGTH
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """Sizes of one tiny generator. ``frames`` is frames (video) or views (multi-view), else 1."""
+
+    name: str
+    resolution: int = 32
+    channels: tuple[int, ...] = (32, 64)
+    layers_per_block: int = 1
+    heads: int = 4
+    frames: int = 1
+    flow_layers: int = 4
+    flow_head_dim: int = 16
+    train_timesteps: int = 1000
+    flow_shift: float = 1.0
+    text: TextEncoderSpec = field(default_factory=TextEncoderSpec)
+
+
+DEFAULT_SPECS = {
+    "shapes-image-eps": GeneratorSpec(name="shapes-image-eps"),
+    "shapes-image-flow": GeneratorSpec(name="shapes-image-flow"),
+    "shapes-video": GeneratorSpec(name="shapes-video", channels=(32, 48), frames=8),
+    "shapes-multiview": GeneratorSpec(name="shapes-multiview", channels=(32, 48), frames=6),
+}
+
+
+def build_text_encoder(spec: TextEncoderSpec, words: Iterable[str], *, seed: int = 0):
+    """Return ``(text_encoder, tokenizer)``: a tiny ``CLIPTextModel`` and the word tokenizer."""
+    tokenizer = build_word_tokenizer(words, max_length=spec.max_length)
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        max_position_embeddings=spec.max_length,
+        hidden_act="gelu",
+        projection_dim=spec.hidden_size,
+        pad_token_id=tokenizer.convert_tokens_to_ids(PAD),
+        bos_token_id=tokenizer.convert_tokens_to_ids(BOS),
+        # Not 2, so CLIP pools at the first EOS token rather than at argmax(input_ids).
+        eos_token_id=tokenizer.convert_tokens_to_ids(EOS),
+    )
+    torch.manual_seed(seed)
+    return CLIPTextModel(config).eval(), tokenizer
+
+
+def epsilon_scheduler(spec: GeneratorSpec) -> DDIMScheduler:
+    """DDIM over a linear-beta DDPM schedule; ``DDPMScheduler.from_config`` gives the training noise.
+
+    ``clip_sample`` bounds the predicted x0 to the pixel range, which helps tiny pixel models.
+    """
+    return DDIMScheduler(
+        num_train_timesteps=spec.train_timesteps,
+        beta_schedule="linear",
+        beta_start=0.0001,
+        beta_end=0.02,
+        clip_sample=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="epsilon",
+    )
+
+
+def _unet2d(spec: GeneratorSpec, cross_dim: int) -> UNet2DConditionModel:
+    return UNet2DConditionModel(
+        sample_size=spec.resolution,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=spec.channels,
+        layers_per_block=spec.layers_per_block,
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (len(spec.channels) - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (len(spec.channels) - 1) + ("UpBlock2D",),
+        cross_attention_dim=cross_dim,
+        attention_head_dim=spec.heads,
+        norm_num_groups=8,
+    )
+
+
+def _unet3d(spec: GeneratorSpec, cross_dim: int, *, extra_in: int = 0) -> UNet3DConditionModel:
+    return UNet3DConditionModel(
+        sample_size=spec.resolution,
+        in_channels=3 + extra_in,
+        out_channels=3,
+        block_out_channels=spec.channels,
+        layers_per_block=spec.layers_per_block,
+        down_block_types=("DownBlock3D",) + ("CrossAttnDownBlock3D",) * (len(spec.channels) - 1),
+        up_block_types=("CrossAttnUpBlock3D",) * (len(spec.channels) - 1) + ("UpBlock3D",),
+        cross_attention_dim=cross_dim,
+        # UNet3DConditionModel reads this as the number of heads (a documented naming quirk).
+        attention_head_dim=spec.heads,
+        norm_num_groups=8,
+    )
+
+
+def _sd3(spec: GeneratorSpec, cross_dim: int) -> SD3Transformer2DModel:
+    patch = 2
+    return SD3Transformer2DModel(
+        sample_size=spec.resolution,
+        patch_size=patch,
+        in_channels=3,
+        out_channels=3,
+        num_layers=spec.flow_layers,
+        attention_head_dim=spec.flow_head_dim,
+        num_attention_heads=spec.heads,
+        joint_attention_dim=cross_dim,
+        caption_projection_dim=spec.flow_head_dim * spec.heads,
+        pooled_projection_dim=cross_dim,
+        # The position table is stored in the checkpoint; size it to the patch grid, not SD3's 96.
+        pos_embed_max_size=spec.resolution // patch,
+    )
+
+
+def build_pipeline(name: str, words: Iterable[str], *, spec: GeneratorSpec | None = None, seed: int = 0):
+    """A freshly initialised tiny pipeline for built-in ``name`` over the vocabulary ``words``."""
+    if name not in DEFAULT_SPECS and spec is None:
+        raise ValueError(f"unknown built-in generator {name!r}; expected one of {', '.join(BUILTIN_NAMES)}")
+    spec = spec or DEFAULT_SPECS[name]
+    text_encoder, tokenizer = build_text_encoder(spec.text, words, seed=seed)
+    cross = spec.text.hidden_size
+    torch.manual_seed(seed + 1)
+    kind = spec.name if spec.name in DEFAULT_SPECS else name
+    if kind == "shapes-image-eps":
+        return ShapesImagePipeline(_unet2d(spec, cross), epsilon_scheduler(spec), text_encoder, tokenizer)
+    if kind == "shapes-image-flow":
+        scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=spec.train_timesteps, shift=spec.flow_shift)
+        return ShapesFlowPipeline(_sd3(spec, cross), scheduler, text_encoder, tokenizer)
+    if kind == "shapes-video":
+        unet = _unet3d(spec, cross)
+        return ShapesVideoPipeline(unet, epsilon_scheduler(spec), text_encoder, tokenizer, num_frames=spec.frames)
+    if kind == "shapes-multiview":
+        unet = _unet3d(spec, cross, extra_in=VIEW_CHANNELS)
+        return ShapesMultiviewPipeline(unet, epsilon_scheduler(spec), text_encoder, tokenizer, num_views=spec.frames)
+    raise ValueError(f"unknown built-in generator kind {kind!r}")
+
+
+def save_pipeline(pipe, directory: str | Path, *, dtype: torch.dtype | None = None) -> Path:
+    """``save_pretrained`` into ``directory`` (safetensors), optionally casting weights first."""
+    directory = Path(directory)
+    if dtype is not None:
+        pipe = pipe.to(dtype=dtype)
+    pipe.save_pretrained(directory, safe_serialization=True)
+    return directory
+
+
+def safetensors_bytes(directory: str | Path) -> int:
+    """Total size of the ``*.safetensors`` files under a saved pipeline directory."""
+    return sum(p.stat().st_size for p in Path(directory).rglob("*.safetensors"))
+
+
+def parameter_count(pipe) -> int:
+    return sum(p.numel() for m in pipe.components.values() if isinstance(m, torch.nn.Module) for p in m.parameters())

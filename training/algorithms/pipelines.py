@@ -1,0 +1,209 @@
+"""Minimal diffusers pipelines for the built-in shapes generators (pixel space, no VAE).
+
+No stock diffusers pipeline fits a pixel-space text-conditional model without a VAE, so each
+family gets a small ``DiffusionPipeline`` subclass. They exist so the tiny models are saved and
+loaded by the same ``save_pretrained``/``from_pretrained`` code path as real models, and so that
+``pipe(prompts, ...)`` is a plain diffusers sampling loop (``scheduler.step``) that the benchmark
+uses as its baseline. Training and RL never call ``__call__``; they go through
+:class:`training.algorithms.loading.Policy`.
+
+Tensor layout: images ``(B, C, H, W)``; videos and view sets ``(B, C, F, H, W)`` (the layout of
+``UNet3DConditionModel``). Pixels live in ``[-1, 1]``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils.torch_utils import randn_tensor
+
+VIEW_CHANNELS = 2  # sin and cos of the view's angle on the ring
+
+
+def view_condition(batch: int, num_views: int, height: int, width: int, *, device=None, dtype=None) -> torch.Tensor:
+    """Constant channels telling each view of a ring where it sits: ``(B, 2, V, H, W)``.
+
+    View ``v`` of ``V`` is at angle ``2*pi*v/V``; its two channels hold ``sin`` and ``cos`` of
+    that angle. The channels are concatenated to the noisy views before the UNet, so the
+    denoiser knows the order of the ring (a 3D UNet's temporal attention alone does not).
+    """
+    angles = torch.arange(num_views, dtype=torch.float32) * (2 * math.pi / num_views)
+    cond = torch.stack([angles.sin(), angles.cos()])  # (2, V)
+    cond = cond[None, :, :, None, None].expand(batch, VIEW_CHANNELS, num_views, height, width)
+    return cond.to(device=device, dtype=dtype or torch.float32)
+
+
+def denoiser_forward(
+    denoiser: torch.nn.Module,
+    sample: torch.Tensor,
+    timestep: torch.Tensor,
+    prompt_embeds: torch.Tensor,
+    pooled_embeds: torch.Tensor | None = None,
+    *,
+    view_conditioned: bool = False,
+) -> torch.Tensor:
+    """One forward pass of a UNet2D/UNet3D/SD3 transformer, returning its raw prediction.
+
+    ``timestep`` is broadcast to the batch. SD3 transformers also take the pooled text embedding;
+    view-conditioned 3D UNets get :func:`view_condition` channels appended to their input.
+    """
+    batch = sample.shape[0]
+    t = timestep if torch.is_tensor(timestep) else torch.tensor(timestep)
+    t = t.to(sample.device).reshape(-1).expand(batch) if t.numel() == 1 else t.to(sample.device)
+    if denoiser.__class__.__name__.startswith("SD3Transformer"):
+        return denoiser(
+            hidden_states=sample,
+            timestep=t,
+            encoder_hidden_states=prompt_embeds,
+            pooled_projections=pooled_embeds,
+            return_dict=False,
+        )[0]
+    if view_conditioned:
+        _, _, views, height, width = sample.shape
+        cond = view_condition(batch, views, height, width, device=sample.device, dtype=sample.dtype)
+        sample = torch.cat([sample, cond], dim=1)
+    return denoiser(sample, t, encoder_hidden_states=prompt_embeds, return_dict=False)[0]
+
+
+def to_uint8(pixels: torch.Tensor) -> list[np.ndarray]:
+    """``[-1, 1]`` pixels to uint8 channels-last arrays, one per sample.
+
+    ``(B, C, H, W)`` gives ``(H, W, C)`` arrays; ``(B, C, F, H, W)`` gives ``(F, H, W, C)``.
+    """
+    x = ((pixels.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    x = x.permute(0, 2, 3, 1) if x.ndim == 4 else x.permute(0, 2, 3, 4, 1)
+    return [a.cpu().numpy() for a in x]
+
+
+class _ShapesPipeline(DiffusionPipeline):
+    """Shared plain sampler: text encoding, optional CFG, ``scheduler.step`` loop, uint8 output."""
+
+    denoiser_name = "unet"
+    view_conditioned = False
+
+    @property
+    def denoiser(self) -> torch.nn.Module:
+        return getattr(self, self.denoiser_name)
+
+    def frames(self) -> int:
+        return 1
+
+    def sample_shape(self) -> tuple[int, ...]:
+        cfg = self.denoiser.config
+        size = cfg.sample_size
+        channels = cfg.out_channels if cfg.out_channels is not None else cfg.in_channels
+        if self.frames() > 1 or self.denoiser.__class__.__name__.startswith("UNet3D"):
+            return (channels, self.frames(), size, size)
+        return (channels, size, size)
+
+    @torch.no_grad()
+    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = self.tokenizer(
+            list(prompts),
+            padding="max_length",
+            truncation=True,
+            max_length=self.tokenizer.model_max_length,
+            return_tensors="pt",
+        ).input_ids.to(self.device)
+        out = self.text_encoder(ids)
+        return out.last_hidden_state, out.pooler_output
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompts: list[str] | str,
+        *,
+        num_inference_steps: int = 20,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        guidance_scale: float = 1.0,
+        eta: float = 0.0,
+    ) -> list[np.ndarray]:
+        """Sample with the saved scheduler; returns one uint8 channels-last array per prompt."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        embeds, pooled = self.encode(prompts)
+        if guidance_scale != 1.0:
+            neg, neg_pooled = self.encode([""] * len(prompts))
+            embeds, pooled = torch.cat([neg, embeds]), torch.cat([neg_pooled, pooled])
+        dtype = self.denoiser.dtype
+        x = randn_tensor((len(prompts), *self.sample_shape()), generator=generator, device=self.device, dtype=dtype)
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        x = x * getattr(self.scheduler, "init_noise_sigma", 1.0)
+        step_kwargs = {"eta": eta, "generator": generator} if "eta" in _step_params(self.scheduler) else {}
+        for t in self.scheduler.timesteps:
+            model_in = torch.cat([x, x]) if guidance_scale != 1.0 else x
+            out = denoiser_forward(
+                self.denoiser,
+                model_in,
+                t,
+                embeds.to(dtype),
+                pooled.to(dtype),
+                view_conditioned=self.view_conditioned,
+            )
+            if guidance_scale != 1.0:
+                uncond, cond = out.chunk(2)
+                out = uncond + guidance_scale * (cond - uncond)
+            x = self.scheduler.step(out, t, x, **step_kwargs, return_dict=False)[0]
+        return to_uint8(x)
+
+
+def _step_params(scheduler) -> set[str]:
+    return set(inspect.signature(scheduler.step).parameters)
+
+
+class ShapesImagePipeline(_ShapesPipeline):
+    """Epsilon-prediction pixel-space image model: ``UNet2DConditionModel`` + DDIM/DDPM scheduler."""
+
+    def __init__(self, unet, scheduler, text_encoder, tokenizer):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer)
+
+
+class ShapesFlowPipeline(_ShapesPipeline):
+    """Flow-matching pixel-space image model: ``SD3Transformer2DModel`` + ``FlowMatchEulerDiscreteScheduler``."""
+
+    denoiser_name = "transformer"
+
+    def __init__(self, transformer, scheduler, text_encoder, tokenizer):
+        super().__init__()
+        self.register_modules(
+            transformer=transformer, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer
+        )
+
+
+class ShapesVideoPipeline(_ShapesPipeline):
+    """Epsilon-prediction pixel-space video model: ``UNet3DConditionModel`` over ``num_frames`` frames."""
+
+    def __init__(self, unet, scheduler, text_encoder, tokenizer, num_frames: int = 8):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer)
+        self.register_to_config(num_frames=num_frames)
+
+    def frames(self) -> int:
+        return int(self.config.num_frames)
+
+
+class ShapesMultiviewPipeline(_ShapesPipeline):
+    """A ring of ``num_views`` views as a sequence: ``UNet3DConditionModel`` over the view axis.
+
+    Views attend to each other through the 3D UNet's temporal layers, and each view's place on the
+    ring enters as two extra input channels (:func:`view_condition`).
+    """
+
+    view_conditioned = True
+
+    def __init__(self, unet, scheduler, text_encoder, tokenizer, num_views: int = 6):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer)
+        self.register_to_config(num_views=num_views)
+
+    def frames(self) -> int:
+        return int(self.config.num_views)
+
+
+PIPELINE_CLASSES = {
+    cls.__name__: cls for cls in (ShapesImagePipeline, ShapesFlowPipeline, ShapesVideoPipeline, ShapesMultiviewPipeline)
+}
