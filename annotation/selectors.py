@@ -3,9 +3,10 @@
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Sum
 
-from annotation.models import Assignment, Campaign, Comparison, Judgment, Membership, Round, Sample
+from annotation.models import Assignment, Campaign, Comparison, Membership, Round, Sample
 
 
 def campaigns_for_user(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
@@ -56,15 +57,25 @@ class AnnotatorProgress:
         return self.done + self.available
 
 
+_PROGRESS_SQL = """
+SELECT
+    (SELECT count(*) FROM annotation_judgment j JOIN annotation_comparison c ON c.id = j.comparison_id
+     WHERE j.annotator_id = %(user)s AND c.round_id = %(round)s),
+    (SELECT count(*) FROM annotation_comparison c
+     WHERE c.round_id = %(round)s AND c.slots_taken < c.overlap
+       AND NOT EXISTS (SELECT 1 FROM annotation_assignment a
+                       WHERE a.comparison_id = c.id AND a.annotator_id = %(user)s)),
+    (SELECT count(*) FROM annotation_assignment
+     WHERE annotator_id = %(user)s AND round_id = %(round)s AND status = 'live')
+"""
+
+
 def annotator_progress(*, user: AbstractBaseUser, round_: Round) -> AnnotatorProgress:
-    done = Judgment.objects.filter(annotator=user, comparison__round=round_).count()
-    available = (
-        Comparison.objects.filter(round=round_)
-        .exclude(assignments__annotator=user)
-        .filter(slots_taken__lt=round_.campaign.overlap)
-        .count()
-    )
-    live = Assignment.objects.filter(annotator=user, round=round_, status=Assignment.Status.LIVE).count()
+    """Done and still available for this annotator, read in one statement (one snapshot), so a
+    claim or a judgment landing meanwhile cannot be counted twice or not at all."""
+    with connection.cursor() as cursor:
+        cursor.execute(_PROGRESS_SQL, {"user": user.pk, "round": round_.id})
+        done, available, live = cursor.fetchone()
     return AnnotatorProgress(done=done, available=available + live)
 
 
