@@ -46,5 +46,12 @@ test: system venv services
 test-all: PYTEST_ARGS :=
 test-all: test
 
+# Load benchmark (prints figures; see bench/README.md). Seeds loupe_bench once if it is missing.
+.PHONY: bench-load
+bench-load: venv services
+	psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'loupe_bench'" | grep -q 1 \
+	  || $(PY) -m bench.seed --judgments 1000000
+	$(PY) -m bench.annotation_load --annotators 32 --seconds 60 --json
+
 clean:
 	rm -rf .venv staticfiles var .pytest_cache .ruff_cache
