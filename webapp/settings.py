@@ -10,7 +10,8 @@ import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
-environ.Env.read_env(str(BASE_DIR / ".env"))  # local convenience; real environment variables win
+if env.bool("DJANGO_READ_DOT_ENV_FILE", default=True):
+    environ.Env.read_env(str(BASE_DIR / ".env"))  # local convenience; real environment variables win
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env("DJANGO_SECRET_KEY")  # no default: a missing key fails fast
@@ -30,6 +31,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own static files, no CDN
     "django_filters",
     "annotation",
     "training",
@@ -70,6 +72,11 @@ DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.
 # Persistent connections with health checks: cheap requests, and a restarted PostgreSQL is noticed.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Server-side binding lets psycopg prepare statements a connection repeats (after 5 uses), so the
+# hot paths are planned once per connection instead of on every request.
+DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
+    "DATABASE_SERVER_SIDE_BINDING", default=True
+)
 # No ATOMIC_REQUESTS: services own their transactions.
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -128,10 +135,31 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "annotation.api.auth.ApiTokenAuthentication",  # Authorization: Bearer loupe_...
+        "rest_framework.authentication.SessionAuthentication",  # the browser, CSRF-checked
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "annotation.api.errors.api_exception_handler",
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Loupe API", "VERSION": "0.1.0", "SERVE_INCLUDE_SCHEMA": False}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Loupe API",
+    "DESCRIPTION": "Campaigns, rounds, samples, comparisons and judgments of Loupe, and judging through "
+    "the API. Authenticate with `Authorization: Bearer <token>` (tokens are created on the Tokens page).",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ChoiceEnum": "annotation.models.Choice",
+        "SampleKindEnum": "annotation.models.Sample.Kind",
+        "JobKindEnum": [("generation", "Generation")],
+    },
+}
 
 # Security headers. HTTPS-only settings are on unless DEBUG, so `check --deploy` passes in production.
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -176,11 +176,11 @@ WITH a AS (
     INSERT INTO annotation_judgment
         (comparison_id, assignment_id, annotator_id, choice, criteria, left_sample_id, time_on_task_ms,
          idempotency_key, created_at)
-    SELECT comparison_id, id, %(annotator_id)s,
-           CASE WHEN swapped THEN %(choice_swapped)s ELSE %(choice)s END,
+    SELECT comparison_id, id, %(annotator_id)s::integer,
+           CASE WHEN swapped THEN %(choice_swapped)s::varchar ELSE %(choice)s::varchar END,
            CASE WHEN swapped THEN %(criteria_swapped)s::jsonb ELSE %(criteria)s::jsonb END,
            CASE WHEN swapped THEN sample_second_id ELSE sample_first_id END,
-           %(time_ms)s, %(key)s, %(now)s
+           %(time_ms)s::integer, %(key)s::uuid, %(now)s::timestamptz
     FROM a
     ON CONFLICT DO NOTHING
     RETURNING id, assignment_id, comparison_id, choice

@@ -29,7 +29,7 @@ _CLAIM_SQL = """
 SELECT c.id FROM annotation_comparison c
 WHERE c.round_id = %(round_id)s
   AND c.slots_taken < c.overlap
-  AND c.is_gold = %(gold)s
+  AND c.is_gold = %(gold)s::boolean
   AND NOT EXISTS (
       SELECT 1 FROM annotation_assignment a
       WHERE a.comparison_id = c.id AND a.annotator_id = %(annotator_id)s)
@@ -48,11 +48,11 @@ _FAST_CLAIM_SQL = """
 WITH held AS (
     SELECT a.id FROM annotation_assignment a
     WHERE a.annotator_id = %(annotator_id)s AND a.round_id = %(round_id)s AND a.status = 'live'
-      AND a.id <> ALL(%(exclude)s)
+      AND a.id <> ALL(%(exclude)s::bigint[])
     ORDER BY a.created_at
     LIMIT 1
 ), renewed AS (
-    UPDATE annotation_assignment SET expires_at = %(expires_at)s
+    UPDATE annotation_assignment SET expires_at = %(expires_at)s::timestamptz
     WHERE id = (SELECT id FROM held) AND status = 'live'
     RETURNING id, comparison_id, swapped, created_at, expires_at
 ), live AS (
@@ -62,9 +62,9 @@ WITH held AS (
     SELECT c.id FROM annotation_comparison c
     WHERE c.round_id = %(round_id)s
       AND c.slots_taken < c.overlap
-      AND c.is_gold = %(gold)s
+      AND c.is_gold = %(gold)s::boolean
       AND NOT EXISTS (SELECT 1 FROM held)
-      AND (SELECT n FROM live) < %(max_live)s
+      AND (SELECT n FROM live) < %(max_live)s::integer
       AND NOT EXISTS (
           SELECT 1 FROM annotation_assignment x
           WHERE x.comparison_id = c.id AND x.annotator_id = %(annotator_id)s)
@@ -77,7 +77,9 @@ WITH held AS (
     RETURNING id
 ), claimed AS (
     INSERT INTO annotation_assignment (comparison_id, round_id, annotator_id, status, swapped, created_at, expires_at)
-    SELECT id, %(round_id)s, %(annotator_id)s, 'live', %(swapped)s, %(now)s, %(expires_at)s FROM taken
+    SELECT id, %(round_id)s::bigint, %(annotator_id)s::integer, 'live', %(swapped)s::boolean,
+           %(now)s::timestamptz, %(expires_at)s::timestamptz
+    FROM taken
     RETURNING id, comparison_id, swapped, created_at, expires_at
 )
 SELECT x.id, x.comparison_id, x.swapped, x.created_at, x.expires_at,

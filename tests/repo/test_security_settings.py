@@ -18,8 +18,8 @@ def test_production_settings_pass_check_deploy_with_no_warnings(tmp_path):
         "DJANGO_SECRET_KEY": "k" * 20 + "-production-like-secret-" + "z" * 30,
         "DJANGO_DEBUG": "false",
         "DJANGO_ALLOWED_HOSTS": "loupe.example.org",
+        "DJANGO_READ_DOT_ENV_FILE": "false",  # a developer's .env must not loosen the settings under test
     }
-    # Run from a copy-free cwd so a developer's .env cannot loosen the settings under test.
     result = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "check", "--deploy", "--fail-level", "WARNING"],
         env=env,
