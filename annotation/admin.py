@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from annotation import selectors
 from annotation.errors import ServiceError
-from annotation.models import Campaign, Comparison, Judgment, Membership, Round
+from annotation.models import ApiToken, Campaign, Comparison, Judgment, Membership, Round
 
 
 def _researcher_campaign_ids(request: HttpRequest) -> QuerySet:
@@ -167,3 +167,121 @@ class JudgmentAdmin(ScopedAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Judgment | None = None) -> bool:
         return False  # judgments are records, not editable
+
+
+class ApiTokenAdminForm(forms.Form):
+    """Create a token for a member of the researcher's campaigns; the plaintext is shown once."""
+
+    user = forms.ModelChoiceField(queryset=None, help_text="Who the token acts as; must be a member of each campaign.")
+    name = forms.CharField(max_length=100)
+    campaigns = forms.ModelMultipleChoiceField(queryset=None, widget=forms.CheckboxSelectMultiple)
+    write = forms.BooleanField(required=False, label="Read-write (may claim pairs and submit judgments)")
+    expires_at = forms.DateTimeField(required=False, help_text="Empty: never. Format: YYYY-MM-DD HH:MM (UTC).")
+
+    def __init__(self, *args, request: HttpRequest, **kwargs) -> None:
+        from django.contrib.auth import get_user_model
+
+        super().__init__(*args, **kwargs)
+        campaigns = Campaign.objects.order_by("name")
+        users = get_user_model().objects.filter(is_active=True).order_by("username")
+        if not request.user.is_superuser:
+            campaigns = campaigns.filter(id__in=_researcher_campaign_ids(request))
+            users = users.filter(memberships__campaign__in=campaigns).distinct()
+        self.fields["campaigns"].queryset = campaigns
+        self.fields["user"].queryset = users
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens touching the researcher's campaigns: list, create (plaintext shown once), revoke.
+
+    Tokens are never edited: a changed scope is a new token. Only the hash is stored.
+    """
+
+    list_display = ["name", "user", "prefix_display", "campaign_list", "write", "created_at", "last_used_at", "state"]
+    list_filter = ["write"]
+    search_fields = ["name", "prefix", "user__username"]
+    readonly_fields = [
+        "user",
+        "name",
+        "prefix",
+        "campaigns",
+        "write",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    exclude = ["secret_sha256"]
+    actions = ["revoke_action"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request).select_related("user").prefetch_related("campaigns")
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(campaigns__in=_researcher_campaign_ids(request)).distinct()
+
+    @admin.display(description="Token")
+    def prefix_display(self, obj: ApiToken) -> str:
+        return f"loupe_{obj.prefix}_…"
+
+    @admin.display(description="Campaigns")
+    def campaign_list(self, obj: ApiToken) -> str:
+        return ", ".join(c.name for c in obj.campaigns.all())
+
+    @admin.display(description="State")
+    def state(self, obj: ApiToken) -> str:
+        from django.utils import timezone
+
+        if obj.revoked_at:
+            return "revoked"
+        if obj.expires_at and obj.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        return request.user.is_superuser  # researchers revoke; the record stays
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
+    def revoke_action(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from annotation.tokens import token_revoke
+
+        count = 0
+        for token in queryset:  # already limited to tokens of the researcher's campaigns
+            if token.revoked_at is None:
+                token_revoke(token=token)
+                count += 1
+        self.message_user(request, f"Revoked {count} token(s).")
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        from django.core.exceptions import PermissionDenied
+
+        from annotation.tokens import token_create
+
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ApiTokenAdminForm(request.POST or None, request=request)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Create an API token"}
+        if request.method == "POST" and form.is_valid():
+            try:
+                token, plaintext = token_create(
+                    user=form.cleaned_data["user"],
+                    name=form.cleaned_data["name"],
+                    campaigns=form.cleaned_data["campaigns"],
+                    write=form.cleaned_data["write"],
+                    expires_at=form.cleaned_data["expires_at"],
+                )
+            except ServiceError as exc:
+                form.add_error(None, exc.message)
+            else:
+                shown = {**context, "token": token, "plaintext": plaintext}
+                response = render(request, "admin/annotation/apitoken_created.html", shown)
+                response["Cache-Control"] = "no-store"
+                return response
+        return render(request, "admin/annotation/apitoken_add.html", {**context, "form": form})

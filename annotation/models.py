@@ -228,3 +228,76 @@ class Judgment(models.Model):
 
     def __str__(self) -> str:
         return f"judgment {self.pk}: {self.choice}"
+
+
+class ApiToken(models.Model):
+    """A personal API token, scoped to some of its user's campaigns, read-only or read-write.
+
+    Only the sha256 of the secret is stored; the plaintext `loupe_<prefix>_<secret>` is shown once
+    when created. `prefix` is public and finds the row; the hash is compared in constant time.
+    A token never sees more than its user may see: its campaigns are intersected with the user's.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_sha256 = models.CharField(max_length=64)
+    campaigns = models.ManyToManyField(Campaign, related_name="api_tokens")
+    write = models.BooleanField(default=False, help_text="May submit judgments; otherwise read-only.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(secret_sha256__regex=r"^[0-9a-f]{64}$"),  # noqa: S106 (a pattern, not a secret)
+                name="apitoken_hash_hex",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "-created_at"], name="apitoken_user_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} (loupe_{self.prefix}_…)"
+
+
+class DatasetSnapshot(models.Model):
+    """A frozen export of a campaign: a stored file named by content hash, never changed once written.
+
+    Training jobs record the snapshot they used; `sha256` lets any client check a download byte for
+    byte. Written only by `annotation.export.snapshot_create`.
+    """
+
+    class Format(models.TextChoices):
+        PARQUET = "parquet", "Parquet"
+        JSONL = "jsonl", "JSON Lines"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="snapshots")
+    fmt = models.CharField(max_length=8, choices=Format.choices)
+    raw = models.BooleanField(default=False, help_text="One row per judgment instead of per comparison.")
+    embed_media = models.BooleanField(default=False)
+    file = models.CharField(max_length=300, unique=True, help_text="Storage name (generated).")
+    sha256 = models.CharField(max_length=64)
+    rows = models.BigIntegerField()
+    size_bytes = models.BigIntegerField()
+    params = models.JSONField(default=dict, blank=True, help_text="Everything the export was made with.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="snapshot_sha256_hex"),
+            models.CheckConstraint(condition=Q(rows__gte=0) & Q(size_bytes__gte=0), name="snapshot_sizes"),
+        ]
+        indexes = [models.Index(fields=["campaign", "-created_at"], name="snapshot_campaign_recent_idx")]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("A dataset snapshot is immutable.")
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return f"snapshot {self.pk} of {self.campaign_id} ({self.fmt}, {self.sha256[:12]})"
