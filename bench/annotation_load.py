@@ -1,7 +1,7 @@
 """HTTP load on the annotation hot path: `python -m bench.annotation_load --annotators 32 --seconds 60 --json`.
 
 Starts gunicorn (webapp.wsgi, 127.0.0.1 only, DEBUG off) on the database `bench.seed` filled,
-then runs one client PROCESS per annotator, each with its own requests.Session logged in over
+then runs one client PROCESS per annotator, each with its own keep-alive HTTP client logged in over
 /login/, looping: GET the next pair (JSON) -> POST the judgment (random choice and criteria, a
 random idempotency key, time_ms); 2% of submits are sent a second time with the same key and must
 answer 2xx with created=false and the same judgment. After a warm-up, requests started inside the
@@ -47,42 +47,29 @@ _CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 def _client(index: int, base_url: str, round_id: int, go, times, results, seed: int, state: dict):
     """One annotator. Puts ("ready", ...) after login, waits for `go`, runs until times[1], puts its records."""
-    import requests
+    from training.httpclient import Browserless  # keep-alive http.client: little client CPU per request
 
     rng = random.Random(seed)
     records: list[tuple[str, float, float, int]] = []  # (kind, wall start, latency ms, status)
     errors: list[str] = []
     counts = {"judged": 0, "repeats": 0, "empty": 0}
-    session = requests.Session()
-    session.headers["Accept"] = "application/json"
+    client = Browserless(base_url)
     username = f"{USERNAME_PREFIX}{index}"
 
-    def call(kind: str, method: str, path: str, **kw):
+    def call(kind: str, method: str, path: str, body: dict | None = None):
         started_wall = time.time()
         t0 = time.perf_counter()
         try:
-            resp = session.request(method, base_url + path, timeout=30, allow_redirects=False, **kw)
-        except requests.RequestException as exc:
+            status, payload = client.request(method, path, body)
+        except Exception as exc:  # counted as an error of this request, the loop goes on
             records.append((kind, started_wall, (time.perf_counter() - t0) * 1000, 0))
             errors.append(f"{username} {kind}: {type(exc).__name__}: {exc}"[:300])
-            return None
-        records.append((kind, started_wall, (time.perf_counter() - t0) * 1000, resp.status_code))
-        return resp
+            return None, b""
+        records.append((kind, started_wall, (time.perf_counter() - t0) * 1000, status))
+        return status, payload
 
     try:
-        page = session.get(f"{base_url}/login/", headers={"Accept": "text/html"}, timeout=60)
-        match = _CSRF_INPUT.search(page.text)
-        if page.status_code != 200 or not match:
-            raise RuntimeError(f"login page answered {page.status_code}")
-        resp = session.post(
-            f"{base_url}/login/",
-            data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": match.group(1)},
-            headers={"Referer": f"{base_url}/login/", "Accept": "text/html"},
-            allow_redirects=False,
-            timeout=60,
-        )
-        if resp.status_code != 302 or "sessionid" not in session.cookies:
-            raise RuntimeError(f"login as {username} failed ({resp.status_code})")
+        client.login(username, PASSWORD)
     except Exception as exc:
         state["ready"] = True
         results.put(("ready", index, f"{username} login: {exc}"))
@@ -93,21 +80,21 @@ def _client(index: int, base_url: str, round_id: int, go, times, results, seed: 
     go.wait()
     t_end = times[1]  # written by the parent before `go` is set
 
-    def unexpected(kind: str, resp) -> None:
-        errors.append(f"{username} {kind}: HTTP {resp.status_code} {resp.text[:200]!r}")
+    def unexpected(kind: str, status: int, payload: bytes) -> None:
+        errors.append(f"{username} {kind}: HTTP {status} {payload[:200]!r}")
 
     while time.time() < t_end:
-        resp = call("next", "GET", f"/rounds/{round_id}/next/")
-        if resp is None:
+        status, payload = call("next", "GET", f"/rounds/{round_id}/next/")
+        if status is None:
             continue
-        if resp.status_code == 204:  # nothing left for this annotator: the seed is used up
+        if status == 204:  # nothing left for this annotator: the seed is used up
             counts["empty"] += 1
             errors.append(f"{username} next: 204, round exhausted")
             break
-        if resp.status_code != 200:
-            unexpected("next", resp)
+        if status != 200:
+            unexpected("next", status, payload)
             continue
-        pair = resp.json()
+        pair = json.loads(payload)
         form = {
             "choice": rng.choice(VIEW_CHOICES),
             "key": str(uuid.uuid4()),  # from os.urandom: never one of an earlier run's keys
@@ -116,24 +103,23 @@ def _client(index: int, base_url: str, round_id: int, go, times, results, seed: 
         for criterion in pair.get("criteria", []):
             form[f"criteria.{criterion['key']}"] = rng.choice(VIEW_CHOICES[:3])
         path = f"/assignments/{pair['assignment_id']}/judge/"
-        headers = {"X-CSRFToken": session.cookies.get("csrftoken", ""), "Referer": f"{base_url}/"}
-        resp = call("submit", "POST", path, data=form, headers=headers)
-        if resp is None:
+        status, payload = call("submit", "POST", path, form)
+        if status is None:
             continue
-        if resp.status_code != 201:
-            unexpected("submit", resp)
+        if status != 201:
+            unexpected("submit", status, payload)
             continue
         counts["judged"] += 1
-        first = resp.json()
+        first = json.loads(payload)
         if rng.random() < DOUBLE_SUBMIT_RATE:
             counts["repeats"] += 1
-            again = call("repeat", "POST", path, data=form, headers=headers)
-            if again is None:
+            status, payload = call("repeat", "POST", path, form)
+            if status is None:
                 continue
-            if again.status_code not in (200, 201):
-                unexpected("repeat", again)
+            if status not in (200, 201):
+                unexpected("repeat", status, payload)
             else:
-                body = again.json()
+                body = json.loads(payload)
                 if body.get("created") or body.get("judgment_id") != first.get("judgment_id"):
                     errors.append(f"{username} repeat: not idempotent: first {first} then {body}")
     results.put(("done", index, records, errors, counts))

@@ -84,6 +84,7 @@ REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 # Sessions live in Redis, written through to nothing else: every annotator request reads one.
 SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+AUTHENTICATION_BACKENDS = ["webapp.auth.SessionUserBackend"]
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 12)
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -96,11 +96,10 @@ _SAMPLE_FIELDS = ("id", "kind", "files", "mime_types", "poster")
 
 
 def _loaded(model, **fields):
-    """A model instance from columns already read, marked as coming from the database."""
-    obj = model(**fields)
-    obj._state.adding = False
-    obj._state.db = "default"
-    return obj
+    """A model instance from columns already read; fields not given stay deferred (loaded if touched)."""
+    # from_db takes values in the model's field order, whatever order the names are given in.
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in fields]
+    return model.from_db("default", names, [fields[name] for name in names])
 
 
 def _claim_fast(
@@ -133,19 +132,27 @@ def _claim_fast(
         for cols in (row[7:12], row[12:17])
     )
     comparison = _loaded(
-        Comparison, id=row[1], round_id=round_.id, prompt=prompt, sample_first=first, sample_second=second
+        Comparison,
+        id=row[1],
+        round_id=round_.id,
+        prompt_id=prompt.id,
+        sample_first_id=first.id,
+        sample_second_id=second.id,
     )
-    return _loaded(
+    comparison.prompt, comparison.sample_first, comparison.sample_second = prompt, first, second
+    assignment = _loaded(
         Assignment,
         id=row[0],
-        comparison=comparison,
-        round=round_,
+        comparison_id=comparison.id,
+        round_id=round_.id,
         annotator_id=annotator_id,
         status=Assignment.Status.LIVE,
         swapped=row[2],
         created_at=row[3],
         expires_at=row[4],
     )
+    assignment.comparison, assignment.round = comparison, round_
+    return assignment
 
 
 def _claim_one(*, round_id: int, annotator_id: int, gold: bool, exclude: tuple[int, ...], wait: bool) -> int | None:

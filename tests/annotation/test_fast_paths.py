@@ -156,3 +156,33 @@ def test_claim_and_renewal_take_one_statement_each():
     # Two live leases held: a third is not handed out while both are on the page.
     assert assignment_claim_next(annotator=user, round_=round_, exclude=(lease.id, upcoming.id)) is None
     assert Assignment.objects.filter(annotator=user).count() == 2
+
+
+@pytest.mark.django_db
+def test_claimed_lease_carries_the_same_objects_the_database_holds():
+    round_ = make_round(prompts=3, samples_per_prompt=3, overlap=2)
+    user = UserFactory()
+    add_member(round_.campaign, user)
+    lease = assignment_claim_next(annotator=user, round_=round_)
+    stored = Assignment.objects.select_related(
+        "comparison__prompt", "comparison__sample_first", "comparison__sample_second"
+    ).get(id=lease.id)
+    assert (lease.comparison_id, lease.round_id, lease.swapped) == (
+        stored.comparison_id,
+        stored.round_id,
+        stored.swapped,
+    )
+    assert lease.comparison.prompt.text == stored.comparison.prompt.text
+    for side in ("sample_first", "sample_second"):
+        got, want = getattr(lease.comparison, side), getattr(stored.comparison, side)
+        assert (got.id, got.prompt_id, got.round_id, got.kind, got.files, got.mime_types, got.poster) == (
+            want.id,
+            want.prompt_id,
+            want.round_id,
+            want.kind,
+            want.files,
+            want.mime_types,
+            want.poster,
+        )
+    # Fields the claim did not read load on demand instead of showing defaults.
+    assert lease.comparison.sample_first.model_version_id == stored.comparison.sample_first.model_version_id
