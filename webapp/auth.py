@@ -2,21 +2,29 @@
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.db import connections, router
 
 
 class SessionUserBackend(ModelBackend):
     """Django's model backend; only `get_user` (run on every request) skips the ORM's query compiler.
 
-    Same rules: an inactive user gets no session user.
+    Same rules: a missing or inactive user gets no session user.
     """
 
     def get_user(self, user_id):
-        user_model = get_user_model()
+        model = get_user_model()
         try:
-            pk = user_model._meta.pk.to_python(user_id)
+            pk = model._meta.pk.to_python(user_id)
         except Exception:  # a malformed id in a session is no user, as in ModelBackend
             return None
-        table, pk_column = user_model._meta.db_table, user_model._meta.pk.column
-        rows = list(user_model.objects.raw(f"SELECT * FROM {table} WHERE {pk_column} = %s", [pk]))  # noqa: S608
-        user = rows[0] if rows else None
-        return user if user is not None and self.user_can_authenticate(user) else None
+        fields = model._meta.concrete_fields
+        columns = ", ".join(connections["default"].ops.quote_name(f.column) for f in fields)
+        sql = f"SELECT {columns} FROM {model._meta.db_table} WHERE {model._meta.pk.column} = %s"  # noqa: S608
+        alias = router.db_for_read(model)
+        with connections[alias].cursor() as cursor:
+            cursor.execute(sql, [pk])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        user = model.from_db(alias, [f.attname for f in fields], row)
+        return user if self.user_can_authenticate(user) else None

@@ -71,17 +71,21 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/loupe")}
 # Persistent connections with health checks: cheap requests, and a restarted PostgreSQL is noticed.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True)
 # Server-side binding lets psycopg prepare statements a connection repeats (after 5 uses), so the
 # hot paths are planned once per connection instead of on every request.
+# Django turns psycopg's statement preparation off by default (for transaction-mode poolers such as
+# PgBouncer); set DATABASE_PREPARE_THRESHOLD= (empty) behind one of those.
 DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
     "DATABASE_SERVER_SIDE_BINDING", default=True
 )
+_prepare = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
+DATABASES["default"]["OPTIONS"]["prepare_threshold"] = int(_prepare) if _prepare else None
 # No ATOMIC_REQUESTS: services own their transactions.
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+CACHES = {"default": {"BACKEND": "webapp.cache.ReusingRedisCache", "LOCATION": REDIS_URL}}
 # Sessions live in Redis, written through to nothing else: every annotator request reads one.
 SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 AUTHENTICATION_BACKENDS = ["webapp.auth.SessionUserBackend"]
