@@ -45,7 +45,9 @@ _CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 # ---------------------------------------------------------------- client process (no Django here)
 
 
-def _client(index: int, base_url: str, round_id: int, go, times, results, seed: int, state: dict):
+def _client(
+    index: int, base_url: str, round_id: int, go, times, results, seed: int, state: dict, think_ms: float = 0.0
+):
     """One annotator. Puts ("ready", ...) after login, waits for `go`, runs until times[1], puts its records."""
     from training.httpclient import Browserless  # keep-alive http.client: little client CPU per request
 
@@ -103,6 +105,8 @@ def _client(index: int, base_url: str, round_id: int, go, times, results, seed: 
         for criterion in pair.get("criteria", []):
             form[f"criteria.{criterion['key']}"] = rng.choice(VIEW_CHOICES[:3])
         path = f"/assignments/{pair['assignment_id']}/judge/"
+        if think_ms:
+            time.sleep(rng.uniform(0, 2 * think_ms) / 1000)
         status, payload = call("submit", "POST", path, form)
         if status is None:
             continue
@@ -324,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="sessions; not the dev Redis db")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        help="mean pause between seeing a pair and submitting (uniform 0..2x); 0 = back to back, saturating",
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line (always printed last)")
     args = parser.parse_args(argv)
     name = check_database_name(args.database)
@@ -364,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.annotators):
             p = ctx.Process(
                 target=_client_entry,
-                args=(i, base_url, round_id, go, times, results, args.seed * 10_000 + i),
+                args=(i, base_url, round_id, go, times, results, args.seed * 10_000 + i, args.think_ms),
                 daemon=True,
             )
             p.start()
@@ -482,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets_met": targets,
         "config": {
             "annotators": args.annotators,
+            "think_ms": args.think_ms,
             "seconds": args.seconds,
             "warmup": args.warmup,
             "gunicorn_workers": args.workers,
@@ -505,11 +516,11 @@ def _get(queue, kind: str, timeout: float = 300.0):
     return msg
 
 
-def _client_entry(index, base_url, round_id, go, times, results, seed):
+def _client_entry(index, base_url, round_id, go, times, results, seed, think_ms=0.0):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     state = {"ready": False}
     try:
-        _client(index, base_url, round_id, go, times, results, seed, state)
+        _client(index, base_url, round_id, go, times, results, seed, state, think_ms)
     except Exception:
         if not state["ready"]:
             results.put(("ready", index, f"client {index} crashed"))
