@@ -1,0 +1,174 @@
+"""Training the built-in base generators on rendered ground truth.
+
+Each base is a tiny diffusers pipeline (see `training.algorithms.builders`) trained from scratch,
+text encoder included, with the plain denoising objective on renders of random grammar prompts:
+
+- epsilon models: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, loss ||eps_theta(x_t, t, c) - eps||^2
+  (Ho et al. 2020, eq. 14, the "simple" loss);
+- flow models: x_s = (1 - s) x0 + s eps, loss ||v_theta(x_s, s, c) - (eps - x0)||^2 (rectified flow,
+  Liu et al. 2022; the timestep fed to the transformer is 1000 s, as diffusers' flow scheduler uses).
+
+10% of prompts are replaced by the empty prompt so that classifier-free guidance is available.
+Deterministic for a seed, a torch build and a thread count: data and noise come from seeded
+generators only. The steps are chosen so the bases are visibly right about shapes and colours but
+only partly correct on the verifier, leaving room for feedback to help.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from training.algorithms.builders import DEFAULT_SPECS, build_pipeline
+from training.algorithms.loading import policy_from_pipeline
+from training.algorithms.pipelines import denoiser_forward
+from training.shapes import grammar, render
+
+MODALITY = {
+    "shapes-image-eps": "image",
+    "shapes-image-flow": "image",
+    "shapes-video": "video",
+    "shapes-multiview": "multiview",
+}
+
+
+@dataclass(frozen=True)
+class BaseTrainConfig:
+    steps: int
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.0
+    uncond_rate: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+        if not 0 < self.lr < 1:
+            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
+        if not 0 <= self.uncond_rate < 1:
+            raise ValueError("uncond_rate must be in [0, 1)")
+
+
+# Steps and batch chosen per model (documented in training/weights/README.md with the time taken).
+DEFAULT_CONFIGS = {
+    "shapes-image-eps": BaseTrainConfig(steps=1500, batch_size=32),
+    "shapes-image-flow": BaseTrainConfig(steps=1500, batch_size=32),
+    "shapes-video": BaseTrainConfig(steps=800, batch_size=12),
+    "shapes-multiview": BaseTrainConfig(steps=800, batch_size=12),
+}
+
+
+def render_batch(name: str, frames: int, rng: np.random.Generator, n: int) -> tuple[list[str], torch.Tensor]:
+    """`n` random prompts of the model's modality and their ground-truth renders in [-1, 1], channels first."""
+    modality = MODALITY[name]
+    specs = [grammar.sample_prompt(rng, modality=modality) for _ in range(n)]
+    if modality == "image":
+        media = [render.render_image(spec, rng) for spec in specs]
+    elif modality == "video":
+        media = [render.render_video(spec, rng, frames=frames) for spec in specs]
+    else:
+        media = [render.render_views(spec, rng, views=frames) for spec in specs]
+    x = torch.from_numpy(np.stack(media)).float() / 127.5 - 1.0
+    # (B, H, W, C) -> (B, C, H, W); (B, T, H, W, C) -> (B, C, T, H, W)
+    x = x.permute(0, 3, 1, 2) if x.ndim == 4 else x.permute(0, 4, 1, 2, 3)
+    return [spec.text for spec in specs], x.contiguous()
+
+
+def _lr_factor(step: int, config: BaseTrainConfig) -> float:
+    """Linear warm-up, then constant: the first k steps of a long run equal a run of k steps, so a
+    run can checkpoint along the way and any checkpoint is reproduced by `steps=k`."""
+    return min(1.0, (step + 1) / config.warmup)
+
+
+def train_base(
+    name: str,
+    config: BaseTrainConfig,
+    *,
+    on_step: Callable[[int, float], None] | None = None,
+    on_checkpoint: Callable[[int, object], None] | None = None,
+    checkpoint_every: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+):
+    """Train built-in generator `name` from scratch; returns the trained pipeline (CPU, fp32)."""
+    if name not in MODALITY:
+        raise ValueError(f"unknown built-in generator {name!r}; expected one of {', '.join(MODALITY)}")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    noise_gen = torch.Generator().manual_seed(config.seed + 1)
+    pipe = build_pipeline(name, grammar.vocabulary(), seed=config.seed)
+    policy = policy_from_pipeline(pipe)
+    frames = DEFAULT_SPECS[name].frames
+    modules = [policy.denoiser, policy.text_encoder]
+    params = [p for m in modules for p in m.parameters()]
+    for module in modules:
+        module.train().requires_grad_(True)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
+    alphas = None
+    if policy.family == "epsilon":
+        alphas = policy.training_scheduler().alphas_cumprod.float()
+    n_train = policy.scheduler.config.num_train_timesteps
+
+    for step in range(config.steps):
+        if should_stop is not None and should_stop():
+            break
+        prompts, x0 = render_batch(name, frames, rng, config.batch_size)
+        drop = rng.random(len(prompts)) < config.uncond_rate
+        prompts = ["" if d else p for p, d in zip(prompts, drop, strict=True)]
+        ids = policy.tokenizer(
+            prompts,
+            padding="max_length",
+            truncation=True,
+            max_length=policy.tokenizer.model_max_length,
+            return_tensors="pt",
+        ).input_ids
+        text = policy.text_encoder(ids)
+        noise = torch.randn(x0.shape, generator=noise_gen)
+        shape = (-1,) + (1,) * (x0.ndim - 1)
+        if policy.family == "epsilon":
+            t = torch.randint(0, n_train, (x0.shape[0],), generator=noise_gen)
+            abar = alphas[t].reshape(shape)
+            x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+            target, timestep = noise, t
+        else:
+            s = torch.rand(x0.shape[0], generator=noise_gen)
+            x_t = (1 - s.reshape(shape)) * x0 + s.reshape(shape) * noise
+            target, timestep = noise - x0, s * n_train
+        out = denoiser_forward(
+            policy.denoiser,
+            x_t,
+            timestep,
+            text.last_hidden_state,
+            text.pooler_output,
+            view_conditioned=policy.view_conditioned,
+        )
+        loss = torch.nn.functional.mse_loss(out.float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        if on_step is not None:
+            on_step(step, loss.item())
+        if on_checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
+            for module in modules:
+                module.eval()
+            on_checkpoint(step + 1, pipe)
+            for module in modules:
+                module.train()
+    for module in modules:
+        module.eval().requires_grad_(False)
+    return pipe
+
+
+def timed(fn, *args, **kwargs):
+    """(result, seconds) of one call."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
