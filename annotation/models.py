@@ -294,10 +294,10 @@ class DatasetSnapshot(models.Model):
         ]
         indexes = [models.Index(fields=["campaign", "-created_at"], name="snapshot_campaign_recent_idx")]
 
+    def __str__(self) -> str:
+        return f"snapshot {self.pk} of {self.campaign_id} ({self.fmt}, {self.sha256[:12]})"
+
     def save(self, *args, **kwargs):
         if self.pk is not None and not self._state.adding:
             raise ValueError("A dataset snapshot is immutable.")
         super().save(*args, **kwargs)
-
-    def __str__(self) -> str:
-        return f"snapshot {self.pk} of {self.campaign_id} ({self.fmt}, {self.sha256[:12]})"
