@@ -27,6 +27,17 @@
     });
   }
 
+  // Generated media are often tiny (32 px shapes-world samples): scale those up with hard pixel
+  // edges instead of smearing them. Load events don't bubble, so listen in the capture phase.
+  const SMALL_PX = 256;
+  function markSmall(e) {
+    const el = e.target;
+    const width = el.tagName === "IMG" ? el.naturalWidth : el.tagName === "VIDEO" ? el.videoWidth : 0;
+    if (width && width < SMALL_PX) el.classList.add("pixelated");
+  }
+  document.addEventListener("load", markSmall, true);
+  document.addEventListener("loadedmetadata", markSmall, true);
+
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
