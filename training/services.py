@@ -37,6 +37,11 @@ def _sha256_of_dir(path: Path) -> str:
     return ""
 
 
+def builtin_weights_exist(name: str) -> bool:
+    """Whether the shipped weights of built-in generator `name` are in the repository."""
+    return (WEIGHTS_DIR / name / "model_index.json").is_file()
+
+
 @transaction.atomic
 def generator_register_builtins() -> dict[str, ModelVersion]:
     """Make sure each built-in generator and its shipped base version exist. Idempotent."""
