@@ -12,11 +12,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.html import format_html
 
 from annotation import selectors
 from annotation.errors import ServiceError
-from annotation.models import ApiToken, Campaign, Comparison, Judgment, Membership, Round
+from annotation.models import ApiToken, Campaign, Comparison, DatasetSnapshot, Judgment, Membership, Round
 
 
 def _researcher_campaign_ids(request: HttpRequest) -> QuerySet:
@@ -285,3 +286,38 @@ class ApiTokenAdmin(admin.ModelAdmin):
                 response["Cache-Control"] = "no-store"
                 return response
         return render(request, "admin/annotation/apitoken_add.html", {**context, "form": form})
+
+
+@admin.register(DatasetSnapshot)
+class DatasetSnapshotAdmin(ScopedAdmin):
+    """Frozen exports of the researcher's campaigns (all for superusers): read-only, with a download link.
+
+    Snapshots are made through the API or the researcher's export page and never change.
+    """
+
+    list_display = ["id", "campaign", "fmt", "raw", "embed_media", "rows", "size_bytes", "sha256_short", "created_by"]
+    list_display += ["created_at", "download"]
+    list_filter = ["fmt", "raw", "embed_media"]
+    list_select_related = ["campaign", "created_by"]
+    search_fields = ["sha256"]
+    ordering = ["-created_at", "-id"]
+    fields = ["campaign", "fmt", "raw", "embed_media", "sha256", "rows", "size_bytes", "params", "created_by"]
+    fields += ["created_at", "file", "download"]
+    readonly_fields = fields
+
+    @admin.display(description="SHA-256")
+    def sha256_short(self, obj: DatasetSnapshot) -> str:
+        return f"{obj.sha256[:12]}…"
+
+    @admin.display(description="Download")
+    def download(self, obj: DatasetSnapshot) -> str:
+        return format_html('<a href="{}">download</a>', reverse("annotation:snapshot_download", args=[obj.pk]))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: DatasetSnapshot | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: DatasetSnapshot | None = None) -> bool:
+        return False  # training jobs record the snapshot they used; the bytes must stay

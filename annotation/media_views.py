@@ -5,16 +5,27 @@ member of the sample's campaign, and the response carries the stored content typ
 content at import), `X-Content-Type-Options: nosniff`, an inline `Content-Disposition` with a
 generated name, and private cache headers. Byte ranges are honoured, since browsers seek videos
 with them.
+
+The caller is the browser session, or an API token (`Authorization: Bearer <token>`, as the API
+takes it) so that scripts can fetch the media URLs an export or the API hands out: the token's user
+must be a member of the sample's campaign and the campaign one of the token's. A refused token is a
+401 saying why; no credentials at all still go to the login page.
 """
 
 import re
+from collections.abc import Callable
+from functools import wraps
 
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from annotation import selectors
+from annotation.api.auth import token_from_authorization
+from annotation.models import Sample
+from annotation.tokens import TokenRefused
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 64 * 1024
@@ -78,11 +89,37 @@ def _serve(request: HttpRequest, storage_name: str, mime: str, download_name: st
     return _headers(response, name=download_name)
 
 
-@login_required
+def _member_sample(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Resolve `sample_id` to a sample the caller (session or API token) may see, else 404."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, sample_id: int, *args, **kwargs) -> HttpResponse:
+        try:
+            token = token_from_authorization(request.META.get("HTTP_AUTHORIZATION", "").encode("latin-1"))
+        except TokenRefused as exc:
+            response = JsonResponse({"detail": exc.message}, status=401)
+            response["WWW-Authenticate"] = 'Bearer realm="loupe"'
+            return response
+        if token is None and not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        user = request.user if token is None else token.user
+        sample = selectors.sample_for_member(user=user, sample_id=sample_id)
+        if sample is not None and token is not None and not token.campaigns.filter(rounds=sample.round_id).exists():
+            sample = None
+        if sample is None:
+            raise Http404("No such media.")
+        response = view(request, sample, *args, **kwargs)
+        if token is not None:
+            patch_vary_headers(response, ["Authorization"])
+        return response
+
+    return wrapped
+
+
+@_member_sample
 @require_GET
-def media(request: HttpRequest, sample_id: int, index: int) -> HttpResponse:
-    sample = selectors.sample_for_member(user=request.user, sample_id=sample_id)
-    if sample is None or index >= len(sample.files):
+def media(request: HttpRequest, sample: Sample, index: int) -> HttpResponse:
+    if index >= len(sample.files):
         raise Http404("No such media.")
     name = sample.files[index]
     mime = sample.mime_types[index] if index < len(sample.mime_types) else ""
@@ -92,10 +129,9 @@ def media(request: HttpRequest, sample_id: int, index: int) -> HttpResponse:
     )
 
 
-@login_required
+@_member_sample
 @require_GET
-def poster(request: HttpRequest, sample_id: int) -> HttpResponse:
-    sample = selectors.sample_for_member(user=request.user, sample_id=sample_id)
-    if sample is None or not sample.poster:
+def poster(request: HttpRequest, sample: Sample) -> HttpResponse:
+    if not sample.poster:
         raise Http404("No such media.")
     return _serve(request, sample.poster, "image/png", f"sample-{sample.id}-poster.png")

@@ -16,21 +16,32 @@ from annotation.tokens import TokenRefused, token_authenticate
 KEYWORDS = (b"bearer", b"token")
 
 
+def token_from_authorization(header: bytes) -> ApiToken | None:
+    """The live token an `Authorization: Bearer <token>` (or `Token <token>`) header names.
+
+    None when the header is absent or uses another scheme; TokenRefused (a 401, its message saying
+    why) when it is malformed, unknown, revoked or expired. Plain Django views use this too (media).
+    """
+    parts = header.split()
+    if not parts or parts[0].lower() not in KEYWORDS:
+        return None
+    if len(parts) != 2:
+        raise TokenRefused("Malformed Authorization header: expected 'Bearer <token>'.")
+    try:
+        raw = parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        raise TokenRefused("Malformed API token: expected loupe_<prefix>_<secret>.")
+    return token_authenticate(raw=raw)
+
+
 class ApiTokenAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[object, ApiToken] | None:
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() not in KEYWORDS:
-            return None
-        if len(parts) != 2:
-            raise AuthenticationFailed("Malformed Authorization header: expected 'Bearer <token>'.")
         try:
-            raw = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise AuthenticationFailed("Malformed API token: expected loupe_<prefix>_<secret>.")
-        try:
-            token = token_authenticate(raw=raw)
+            token = token_from_authorization(get_authorization_header(request))
         except TokenRefused as exc:
             raise AuthenticationFailed(exc.message)
+        if token is None:
+            return None
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -8,7 +8,7 @@ A caller is a user, possibly acting through a token. What they may see:
   aggregates and gold answers, everyone's judgments, model versions and jobs. Annotators do not see
   these, so judging stays blind.
 Anything outside the scope is simply absent: lists leave it out, detail URLs answer 404.
-Writes (claiming a pair, judging) need a read-write token or a browser session (with CSRF).
+Writes (claiming a pair, judging, freezing a snapshot) need a read-write token or a browser session (with CSRF).
 """
 
 from dataclasses import dataclass
@@ -82,7 +82,9 @@ def scope_for(request: Request) -> Scope:
 class ApiAccess(BasePermission):
     """Authenticated; unsafe methods need a read-write token (or a session, which DRF CSRF-checks)."""
 
-    message = "This API token is read-only; create a read-write token to claim pairs and submit judgments."
+    message = (
+        "This API token is read-only; create a read-write token to claim pairs, submit judgments or freeze snapshots."
+    )
 
     def has_permission(self, request: Request, view) -> bool:
         if not (request.user and request.user.is_authenticated):

@@ -1,10 +1,10 @@
 """`/api/`: the versioned API under `v1/`, its OpenAPI schema and the interactive docs."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from annotation.api import views
+from annotation.api import exports, views
 from annotation.api.docs import DocsView
 
 router = SimpleRouter()
@@ -20,12 +20,14 @@ router.register("assignments", views.AssignmentViewSet, basename="assignment")
 
 v1 = [
     *router.urls,
-    # --- export and snapshots (owned by annotation/export.py; not implemented here) ---------------
-    # Mount here, as DRF views with `ApiViewMixin`-style auth so they are token-scoped and appear in
-    # the schema:
-    #   path("campaigns/<int:campaign_id>/export/", <export view>, name="campaign-export"),
-    #   path("snapshots/", <snapshot list/create>, name="snapshot-list"),
-    #   path("snapshots/<int:pk>/", <snapshot detail/download>, name="snapshot-detail"),
+    # --- export and snapshots (annotation/api/exports.py, on top of annotation/export_views.py) -------
+    # Ids match like the router's (`[^/.]+`), so a malformed one is the API's JSON 404, not Django's page.
+    re_path(r"^campaigns/(?P<pk>[^/.]+)/export/$", exports.CampaignExportView.as_view(), name="campaign-export"),
+    re_path(
+        r"^campaigns/(?P<pk>[^/.]+)/snapshots/$", exports.CampaignSnapshotsView.as_view(), name="campaign-snapshots"
+    ),
+    re_path(r"^snapshots/(?P<pk>[^/.]+)/$", exports.SnapshotDetailView.as_view(), name="snapshot-detail"),
+    re_path(r"^snapshots/(?P<pk>[^/.]+)/download/$", exports.SnapshotDownloadView.as_view(), name="snapshot-download"),
     # --- end export and snapshots -------------------------------------------------------------------
 ]
 

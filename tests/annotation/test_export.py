@@ -416,6 +416,40 @@ def test_snapshot_views_create_list_and_download(client, world):
     assert DatasetSnapshot.objects.count() == 1
 
 
+@pytest.mark.django_db
+def test_snapshots_in_the_admin_are_read_only_and_scoped(client, world):
+    from django.contrib.auth.models import Permission
+
+    ours = snapshot_create(campaign=world["campaign"], fmt="jsonl", created_by=world["researcher"])
+    other_campaign = CampaignFactory()
+    theirs = snapshot_create(campaign=other_campaign, fmt="parquet", created_by=None)
+    researcher = world["researcher"]
+    researcher.is_staff = True
+    researcher.save(update_fields=["is_staff"])
+    researcher.user_permissions.add(Permission.objects.get(codename="view_datasetsnapshot"))
+    client.force_login(researcher)
+
+    changelist = client.get(reverse("admin:annotation_datasetsnapshot_changelist"))
+    assert changelist.status_code == 200
+    page = changelist.content.decode()
+    download = reverse("annotation:snapshot_download", args=[ours.id])
+    assert f'href="{download}"' in page
+    assert reverse("annotation:snapshot_download", args=[theirs.id]) not in page
+    detail = client.get(reverse("admin:annotation_datasetsnapshot_change", args=[ours.id]))
+    assert detail.status_code == 200 and ours.sha256 in detail.content.decode()
+    assert 'name="_save"' not in detail.content.decode()  # read-only
+    assert client.get(reverse("admin:annotation_datasetsnapshot_change", args=[theirs.id])).status_code == 302
+    assert client.get(reverse("admin:annotation_datasetsnapshot_add")).status_code == 403
+    assert client.post(reverse("admin:annotation_datasetsnapshot_delete", args=[ours.id])).status_code == 403
+    assert client.get(download).status_code == 200  # the link works for the researcher's session
+
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = client.get(reverse("admin:annotation_datasetsnapshot_changelist")).content.decode()
+    assert reverse("annotation:snapshot_download", args=[ours.id]) in page
+    assert reverse("annotation:snapshot_download", args=[theirs.id]) in page
+    assert DatasetSnapshot.objects.filter(id__in=[ours.id, theirs.id]).count() == 2
+
+
 def test_docs_list_every_column_with_its_type():
     """docs/export.md's column table matches the schemas, name, type and shape."""
     from pathlib import Path

@@ -158,3 +158,112 @@ def test_researcher_token_of_an_annotator_campaign_gets_annotator_scope(world):
     assert client.get(f"/api/v1/campaigns/{world.round_a.campaign.id}/").json()["role"] == "annotator"
     assert client.get("/api/v1/samples/").json()["results"] == []
     assert client.get("/api/v1/comparisons/").json()["results"] == []
+
+
+# ---------------------------------------------------------------- export and snapshots
+
+# Export and snapshot routes are researcher-level: the campaign's researchers (session or token,
+# read-only tokens included) and the superuser. Under `campaigns/{id}/` the campaign is visible to
+# its annotators, so they get 403; outside the caller's campaigns it is 404.
+EXPORT_EXPECTED = {
+    #                    A    B
+    "anonymous": (401, 401),
+    "other_token": (404, 200),
+    "ro_token": (200, 404),
+    "write_token": (403, 404),  # alice annotates A
+    "annotator_session": (403, 404),
+    "other_researcher": (404, 200),
+    "researcher": (200, 404),
+    "admin": (200, 200),
+}
+
+
+@pytest.fixture
+def snapshots(world):
+    from annotation.export import snapshot_create
+
+    return {
+        side: snapshot_create(campaign=r.campaign, fmt="jsonl", raw=False, created_by=None, base_url="http://x")
+        for side, r in (("a", world.round_a), ("b", world.round_b))
+    }
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("route", ["export", "snapshots"])
+def test_campaign_export_and_snapshot_lists_are_for_researchers(world, snapshots, route, role):
+    client = client_for(world, role)
+    for k, (round_, snapshot) in enumerate(((world.round_a, snapshots["a"]), (world.round_b, snapshots["b"]))):
+        response = client.get(f"/api/v1/campaigns/{round_.campaign_id}/{route}/")
+        expected = EXPORT_EXPECTED[role][k]
+        assert response.status_code == expected, (route, role, k, response.content)
+        if expected != 200:
+            assert set(response.json()) == {"detail"}
+        elif route == "snapshots":
+            assert [s["id"] for s in response.json()["results"]] == [snapshot.id]
+        else:
+            assert response["Content-Disposition"].startswith("attachment;")
+            assert b"".join(response.streaming_content)
+
+
+SNAPSHOT_CREATE_EXPECTED = {
+    "anonymous": 401,
+    "other_token": 404,
+    "ro_token": 403,  # read-only
+    "write_token": 403,  # an annotator of A
+    "annotator_session": 403,
+    "other_researcher": 404,
+    "researcher": 201,
+    "admin": 201,
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_freezing_a_snapshot_needs_a_researcher_who_may_write(world, role):
+    from annotation.models import DatasetSnapshot
+
+    url = f"/api/v1/campaigns/{world.round_a.campaign_id}/snapshots/"
+    response = client_for(world, role).post(url, json.dumps({"format": "jsonl"}), content_type="application/json")
+    expected = SNAPSHOT_CREATE_EXPECTED[role]
+    assert response.status_code == expected, (role, response.content)
+    if expected == 201:
+        assert DatasetSnapshot.objects.get().id == response.json()["id"]
+    else:
+        assert response.json()["detail"]
+        assert not DatasetSnapshot.objects.exists()
+    if role == "ro_token":
+        assert "read-only" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("route", ["detail", "download"])
+def test_snapshots_are_reachable_only_within_scope(world, snapshots, route, role):
+    client = client_for(world, role)
+    for snapshot, who in ((snapshots["a"], RESEARCHER_VISIBLE), (snapshots["b"], B_VISIBLE)):
+        url = f"/api/v1/snapshots/{snapshot.id}/" + ("download/" if route == "download" else "")
+        response = client.get(url)
+        expected = 401 if role == "anonymous" else 200 if role in who else 404
+        assert response.status_code == expected, (route, role, snapshot.id, response.content)
+        if expected != 200:
+            assert set(response.json()) == {"detail"}
+        elif route == "detail":
+            assert response.json()["id"] == snapshot.id
+        else:
+            assert response["ETag"] == f'"{snapshot.sha256}"'
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_snapshots_cannot_be_changed(world, snapshots, method, role):
+    from annotation.models import DatasetSnapshot
+
+    snapshot = snapshots["a"]
+    for url in (
+        f"/api/v1/snapshots/{snapshot.id}/",
+        f"/api/v1/snapshots/{snapshot.id}/download/",
+        f"/api/v1/campaigns/{world.round_a.campaign_id}/snapshots/",
+        f"/api/v1/campaigns/{world.round_a.campaign_id}/export/",
+    ):
+        response = getattr(client_for(world, role), method)(url, "{}", content_type="application/json")
+        expected = {"anonymous": 401, "ro_token": 403}.get(role, 405)
+        assert response.status_code == expected, (url, role)
+    assert DatasetSnapshot.objects.filter(id=snapshot.id, sha256=snapshot.sha256).exists()

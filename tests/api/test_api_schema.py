@@ -150,6 +150,11 @@ def test_schemathesis_no_server_errors_and_responses_conform(world, live_schema,
         body = {"body": {"choice": "tie"}} if path.endswith("/judgment/") else {}
         case = operation.Case(path_parameters={"id": real_id}, **body)
         case.call_and_validate(headers=headers, checks=CHECKS)
+        if path.endswith("/export/"):  # every shape of the streamed file, validated as a binary body
+            for query in ({"format": "jsonl", "raw": "true"}, {"format": "parquet", "raw": "true", "media": "embed"}):
+                operation.Case(path_parameters={"id": real_id}, query=query).call_and_validate(
+                    headers=headers, checks=CHECKS
+                )
     elif method == "GET":
         operation.Case(query={"page_size": 2}).call_and_validate(headers=headers, checks=CHECKS)
 
@@ -160,6 +165,10 @@ def _real_id(world, path: str) -> int:
     resource = path.split("/")[3]
     if resource == "assignments":
         return assignment_claim_next(annotator=world.users["admin"], round_=world.round_a).id
+    if resource == "snapshots":
+        from annotation.export import snapshot_create
+
+        return snapshot_create(campaign=world.round_a.campaign, fmt="parquet", created_by=None).id
     sample = world.round_a.samples.first()
     return {
         "campaigns": world.round_a.campaign_id,
