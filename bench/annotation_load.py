@@ -149,6 +149,8 @@ def start_gunicorn(args, env: dict[str, str]) -> tuple[subprocess.Popen, object]
         "-m",
         "gunicorn",
         "webapp.wsgi:application",
+        "--config",
+        "python:webapp.gunicorn_conf",
         "--bind",
         f"127.0.0.1:{args.port}",
         "--workers",

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 PORT="${PORT:-8000}"
 .venv/bin/celery -A workers worker -Q default,gpu --concurrency 1 --prefetch-multiplier 1 -l warning &
 WORKER=$!
-.venv/bin/gunicorn webapp.wsgi --bind "127.0.0.1:${PORT}" --workers 3 --log-level warning &
+.venv/bin/gunicorn webapp.wsgi -c python:webapp.gunicorn_conf --bind "127.0.0.1:${PORT}" --workers 2 --worker-class gthread --threads 8 --log-level warning &
 WEB=$!
 trap 'kill $WORKER $WEB 2>/dev/null; wait' INT TERM EXIT
 echo
