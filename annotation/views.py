@@ -17,7 +17,7 @@ from annotation import selectors
 from annotation.errors import ServiceError
 from annotation.models import Assignment, Choice, Round
 from annotation.services.judgments import judgment_record_from_view, judgment_undo_last
-from annotation.services.leases import assignment_claim_next, assignment_skip
+from annotation.services.leases import assignment_claim_for_member, assignment_claim_next, assignment_skip
 
 VIEW_CHOICES = {"left": Choice.FIRST, "right": Choice.SECOND, "tie": Choice.TIE, "both_bad": Choice.BOTH_BAD}
 
@@ -114,12 +114,17 @@ def annotate(request: HttpRequest, round_id: int) -> HttpResponse:
 @require_GET
 def pair_next(request: HttpRequest, round_id: int) -> HttpResponse:
     """Claim one more pair (the page prefetches it while the current one is judged)."""
-    round_ = _round_or_404(request, round_id)
     try:
-        exclude = tuple(int(x) for x in request.GET.get("exclude", "").split(",") if x)
+        exclude = tuple(int(x) for x in request.GET.get("exclude", "").split(",") if x)[:4]
     except ValueError:
         return JsonResponse({"error": "exclude must be a comma-separated list of ids."}, status=400)
-    assignment = _claim(request, round_, exclude[:4])
+    # Usual case: membership, claim and the page's data in one statement; else the general path.
+    assignment = assignment_claim_for_member(annotator=request.user, round_id=round_id, exclude=exclude)
+    if assignment is not None:
+        round_ = assignment.round
+    else:
+        round_ = _round_or_404(request, round_id)
+        assignment = _claim(request, round_, exclude)
     if assignment is None:
         return HttpResponse(status=204)
     context = pair_context(assignment)

@@ -19,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.errors import Conflict, NotFound
-from annotation.models import Assignment, Comparison, Prompt, Round, Sample
+from annotation.models import Assignment, Campaign, Comparison, Prompt, Round, Sample
 from annotation.services.sql import one_statement
 
 # How many pairs one annotator may hold at once: the one on screen and the prefetched next one.
@@ -40,19 +40,31 @@ FOR UPDATE OF c {skip}
 """
 
 
-# The common case in one statement (one round trip, atomic on its own): renew the lease the
-# annotator already holds, or else lock one open comparison (skipping rows other claimers hold),
-# take a slot and insert the lease. Zero rows back means "not that simple" (nothing free without
-# waiting, a sweeper raced us, the prefetch cap is reached): the caller then takes the general path.
-_FAST_CLAIM_SQL = """
-WITH held AS (
+# The common case in one statement (one round trip, atomic on its own): check the round is open
+# and the annotator may work in it, renew the lease the annotator already holds, or else lock one
+# open comparison (skipping rows other claimers hold), take a slot and insert the lease; return it
+# with everything the page shows. Zero rows back means "not that simple" (not a member, round not
+# open, nothing free without waiting, a sweeper raced us, the prefetch cap is reached): the caller
+# then takes the general path, which knows every rule and says what went wrong.
+_ROUND_COLUMNS = ", ".join(f"rr.{f.column}" for f in Round._meta.concrete_fields)
+_CAMPAIGN_COLUMNS = ", ".join(f"kk.{f.column}" for f in Campaign._meta.concrete_fields)
+_FAST_CLAIM_SQL = f"""
+WITH r AS (
+    SELECT k.lease_seconds, (k.gold_ratio > 0 AND random() < k.gold_ratio) AS gold
+    FROM annotation_round r JOIN annotation_campaign k ON k.id = r.campaign_id
+    WHERE r.id = %(round_id)s AND r.status = 'open'
+      AND (%(any_user)s::boolean OR EXISTS (
+          SELECT 1 FROM annotation_membership m WHERE m.campaign_id = k.id AND m.user_id = %(annotator_id)s))
+), held AS (
     SELECT a.id FROM annotation_assignment a
     WHERE a.annotator_id = %(annotator_id)s AND a.round_id = %(round_id)s AND a.status = 'live'
       AND a.id <> ALL(%(exclude)s::bigint[])
+      AND EXISTS (SELECT 1 FROM r)
     ORDER BY a.created_at
     LIMIT 1
 ), renewed AS (
-    UPDATE annotation_assignment SET expires_at = %(expires_at)s::timestamptz
+    UPDATE annotation_assignment
+    SET expires_at = %(now)s::timestamptz + make_interval(secs => (SELECT lease_seconds FROM r))
     WHERE id = (SELECT id FROM held) AND status = 'live'
     RETURNING id, comparison_id, swapped, created_at, expires_at
 ), live AS (
@@ -62,7 +74,8 @@ WITH held AS (
     SELECT c.id FROM annotation_comparison c
     WHERE c.round_id = %(round_id)s
       AND c.slots_taken < c.overlap
-      AND c.is_gold = %(gold)s::boolean
+      AND c.is_gold = COALESCE(%(gold)s::boolean, (SELECT gold FROM r))
+      AND EXISTS (SELECT 1 FROM r)
       AND NOT EXISTS (SELECT 1 FROM held)
       AND (SELECT n FROM live) < %(max_live)s::integer
       AND NOT EXISTS (
@@ -78,20 +91,25 @@ WITH held AS (
 ), claimed AS (
     INSERT INTO annotation_assignment (comparison_id, round_id, annotator_id, status, swapped, created_at, expires_at)
     SELECT id, %(round_id)s::bigint, %(annotator_id)s::integer, 'live', %(swapped)s::boolean,
-           %(now)s::timestamptz, %(expires_at)s::timestamptz
+           %(now)s::timestamptz, %(now)s::timestamptz + make_interval(secs => (SELECT lease_seconds FROM r))
     FROM taken
     RETURNING id, comparison_id, swapped, created_at, expires_at
 )
 SELECT x.id, x.comparison_id, x.swapped, x.created_at, x.expires_at,
        c.prompt_id, p.text,
        s1.id, s1.kind, s1.files, s1.mime_types, s1.poster,
-       s2.id, s2.kind, s2.files, s2.mime_types, s2.poster
+       s2.id, s2.kind, s2.files, s2.mime_types, s2.poster,
+       {_ROUND_COLUMNS}, {_CAMPAIGN_COLUMNS}
 FROM (SELECT * FROM renewed UNION ALL SELECT * FROM claimed) x
 JOIN annotation_comparison c ON c.id = x.comparison_id
 JOIN annotation_prompt p ON p.id = c.prompt_id
 JOIN annotation_sample s1 ON s1.id = c.sample_first_id
 JOIN annotation_sample s2 ON s2.id = c.sample_second_id
-"""
+JOIN annotation_round rr ON rr.id = c.round_id
+JOIN annotation_campaign kk ON kk.id = rr.campaign_id
+"""  # noqa: S608 (column names from the models; values are bound)
+_ROUND_FIELDS = [f.attname for f in Round._meta.concrete_fields]
+_CAMPAIGN_FIELDS = [f.attname for f in Campaign._meta.concrete_fields]
 _SAMPLE_FIELDS = ("id", "kind", "files", "mime_types", "poster")
 
 
@@ -103,18 +121,25 @@ def _loaded(model, **fields):
 
 
 def _claim_fast(
-    *, round_: Round, annotator_id: int, gold: bool, exclude: tuple[int, ...], swapped: bool
+    *,
+    round_id: int,
+    annotator_id: int,
+    exclude: tuple[int, ...],
+    swapped: bool,
+    gold: bool | None,
+    any_user: bool,
+    round_: Round | None = None,
 ) -> Assignment | None:
-    now = timezone.now()
+    """The one-statement claim; `any_user` skips the membership check (callers that checked it)."""
     params = {
-        "round_id": round_.id,
+        "round_id": round_id,
         "annotator_id": annotator_id,
+        "any_user": any_user,
         "gold": gold,
         "exclude": list(exclude),
         "max_live": MAX_LIVE_PER_ANNOTATOR,
         "swapped": swapped,
-        "now": now,
-        "expires_at": now + timedelta(seconds=round_.campaign.lease_seconds),
+        "now": timezone.now(),
     }
     try:
         with one_statement(), connection.cursor() as cursor:
@@ -124,6 +149,10 @@ def _claim_fast(
         return None  # a concurrent claim by the same annotator won the race; the general path decides
     if row is None:
         return None
+    if round_ is None:
+        n = 17 + len(_ROUND_FIELDS)
+        round_ = Round.from_db("default", _ROUND_FIELDS, row[17:n])
+        round_.campaign = Campaign.from_db("default", _CAMPAIGN_FIELDS, row[n:])
     # The page's data came back with the lease: build the related objects, so showing the pair
     # costs no further query.
     prompt = _loaded(Prompt, id=row[5], round_id=round_.id, text=row[6])
@@ -153,6 +182,25 @@ def _claim_fast(
     )
     assignment.comparison, assignment.round = comparison, round_
     return assignment
+
+
+def assignment_claim_for_member(
+    *, annotator: AbstractBaseUser, round_id: int, exclude: tuple[int, ...] = ()
+) -> Assignment | None:
+    """The annotator's next lease in one statement, if the round is open and they are a member.
+
+    Returns the lease with its round, campaign, comparison, prompt and samples loaded, or None when
+    the one-statement path does not apply; the caller then checks membership and calls
+    `assignment_claim_next`, which handles every case (and says None only when nothing is left).
+    """
+    return _claim_fast(
+        round_id=round_id,
+        annotator_id=annotator.pk,
+        exclude=exclude,
+        swapped=random.random() < 0.5,
+        gold=None,
+        any_user=annotator.is_superuser,
+    )
 
 
 def _claim_one(*, round_id: int, annotator_id: int, gold: bool, exclude: tuple[int, ...], wait: bool) -> int | None:
@@ -192,7 +240,15 @@ def assignment_claim_next(
     swapped = rng.random() < 0.5
     if round_.status == Round.Status.OPEN:
         for gold in golds:
-            fast = _claim_fast(round_=round_, annotator_id=annotator.pk, gold=gold, exclude=exclude, swapped=swapped)
+            fast = _claim_fast(
+                round_id=round_.id,
+                annotator_id=annotator.pk,
+                exclude=exclude,
+                swapped=swapped,
+                gold=gold,
+                any_user=True,  # the caller decided this annotator may work in the round
+                round_=round_,
+            )
             if fast is not None:
                 return fast
 

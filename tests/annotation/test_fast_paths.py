@@ -186,3 +186,30 @@ def test_claimed_lease_carries_the_same_objects_the_database_holds():
         )
     # Fields the claim did not read load on demand instead of showing defaults.
     assert lease.comparison.sample_first.model_version_id == stored.comparison.sample_first.model_version_id
+
+
+@pytest.mark.django_db
+def test_next_pair_costs_two_statements_and_judge_two(client):
+    from django.urls import reverse
+
+    round_ = make_round(prompts=3, samples_per_prompt=3, overlap=2)
+    user = UserFactory()
+    add_member(round_.campaign, user)
+    client.force_login(user)
+    url = reverse("annotation:pair_next", args=[round_.id])
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url, headers={"Accept": "application/json"})
+    assert response.status_code == 200
+    assert len(_statements(queries)) == 2  # the session's user, then membership + claim + page data
+    pair = response.json()
+    assert pair["round_id"] == round_.id and pair["prompt"].startswith("prompt")
+    judge = reverse("annotation:judge", args=[pair["assignment_id"]])
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            judge, {"choice": "left", "key": str(uuid.uuid4())}, headers={"Accept": "application/json"}
+        )
+    assert response.status_code == 201
+    assert len(_statements(queries)) == 2  # the session's user, then the judgment
+    # Someone who is not a member gets nothing from the one-statement path, and a 404.
+    client.force_login(UserFactory())
+    assert client.get(url, headers={"Accept": "application/json"}).status_code == 404
