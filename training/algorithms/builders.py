@@ -62,7 +62,16 @@ class GeneratorSpec:
     flow_head_dim: int = 16
     train_timesteps: int = 1000
     flow_shift: float = 1.0
+    # The model works on (pixels - pixel_shift) / pixel_scale, like a latent model's VAE scaling:
+    # the shapes world's mostly black frames have a mean far from 0, which a small epsilon model
+    # otherwise fails to learn at high noise (its samples drift to grey noise).
+    pixel_shift: float = 0.0
+    pixel_scale: float = 1.0
     text: TextEncoderSpec = field(default_factory=TextEncoderSpec)
+
+    def __post_init__(self) -> None:
+        if self.pixel_scale <= 0:
+            raise ValueError(f"pixel_scale must be positive, got {self.pixel_scale}")
 
 
 DEFAULT_SPECS = {
@@ -105,6 +114,8 @@ def epsilon_scheduler(spec: GeneratorSpec) -> DDIMScheduler:
         beta_start=0.0001,
         beta_end=0.02,
         clip_sample=True,
+        # The pixel range [-1, 1] in the model's normalised space.
+        clip_sample_range=max(abs(-1 - spec.pixel_shift), abs(1 - spec.pixel_shift)) / spec.pixel_scale,
         set_alpha_to_one=False,
         steps_offset=1,
         prediction_type="epsilon",
@@ -169,17 +180,22 @@ def build_pipeline(name: str, words: Iterable[str], *, spec: GeneratorSpec | Non
     cross = spec.text.hidden_size
     torch.manual_seed(seed + 1)
     kind = spec.name if spec.name in DEFAULT_SPECS else name
+    pixels = {"pixel_shift": spec.pixel_shift, "pixel_scale": spec.pixel_scale}
     if kind == "shapes-image-eps":
-        return ShapesImagePipeline(_unet2d(spec, cross), epsilon_scheduler(spec), text_encoder, tokenizer)
+        return ShapesImagePipeline(_unet2d(spec, cross), epsilon_scheduler(spec), text_encoder, tokenizer, **pixels)
     if kind == "shapes-image-flow":
         scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=spec.train_timesteps, shift=spec.flow_shift)
-        return ShapesFlowPipeline(_sd3(spec, cross), scheduler, text_encoder, tokenizer)
+        return ShapesFlowPipeline(_sd3(spec, cross), scheduler, text_encoder, tokenizer, **pixels)
     if kind == "shapes-video":
         unet = _unet3d(spec, cross)
-        return ShapesVideoPipeline(unet, epsilon_scheduler(spec), text_encoder, tokenizer, num_frames=spec.frames)
+        return ShapesVideoPipeline(
+            unet, epsilon_scheduler(spec), text_encoder, tokenizer, num_frames=spec.frames, **pixels
+        )
     if kind == "shapes-multiview":
         unet = _unet3d(spec, cross, extra_in=VIEW_CHANNELS)
-        return ShapesMultiviewPipeline(unet, epsilon_scheduler(spec), text_encoder, tokenizer, num_views=spec.frames)
+        return ShapesMultiviewPipeline(
+            unet, epsilon_scheduler(spec), text_encoder, tokenizer, num_views=spec.frames, **pixels
+        )
     raise ValueError(f"unknown built-in generator kind {kind!r}")
 
 

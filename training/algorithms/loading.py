@@ -178,6 +178,8 @@ class Policy:
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """Final state to pixels in ``[-1, 1]``: identity in pixel space, VAE decode in latent space."""
         if self.vae is None:
+            if self.pipeline is not None and hasattr(self.pipeline, "to_pixels"):
+                return self.pipeline.to_pixels(x)  # our pixel-space models may work in a normalised space
             return x
         scale = self.vae.config.scaling_factor
         shift = getattr(self.vae.config, "shift_factor", None) or 0.0

@@ -89,6 +89,15 @@ class _ShapesPipeline(DiffusionPipeline):
     def denoiser(self) -> torch.nn.Module:
         return getattr(self, self.denoiser_name)
 
+    def _register_pixels(self, pixel_shift: float, pixel_scale: float) -> None:
+        if pixel_scale <= 0:
+            raise ValueError(f"pixel_scale must be positive, got {pixel_scale}")
+        self.register_to_config(pixel_shift=float(pixel_shift), pixel_scale=float(pixel_scale))
+
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's normalised space back to pixels in [-1, 1]."""
+        return x * self.config.get("pixel_scale", 1.0) + self.config.get("pixel_shift", 0.0)
+
     def frames(self) -> int:
         return 1
 
@@ -147,7 +156,7 @@ class _ShapesPipeline(DiffusionPipeline):
                 uncond, cond = out.chunk(2)
                 out = uncond + guidance_scale * (cond - uncond)
             x = self.scheduler.step(out, t, x, **step_kwargs, return_dict=False)[0]
-        return to_uint8(x)
+        return to_uint8(self.to_pixels(x))
 
 
 def _step_params(scheduler) -> set[str]:
@@ -157,9 +166,10 @@ def _step_params(scheduler) -> set[str]:
 class ShapesImagePipeline(_ShapesPipeline):
     """Epsilon-prediction pixel-space image model: ``UNet2DConditionModel`` + DDIM/DDPM scheduler."""
 
-    def __init__(self, unet, scheduler, text_encoder, tokenizer):
+    def __init__(self, unet, scheduler, text_encoder, tokenizer, pixel_shift: float = 0.0, pixel_scale: float = 1.0):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer)
+        self._register_pixels(pixel_shift, pixel_scale)
 
 
 class ShapesFlowPipeline(_ShapesPipeline):
@@ -167,20 +177,33 @@ class ShapesFlowPipeline(_ShapesPipeline):
 
     denoiser_name = "transformer"
 
-    def __init__(self, transformer, scheduler, text_encoder, tokenizer):
+    def __init__(
+        self, transformer, scheduler, text_encoder, tokenizer, pixel_shift: float = 0.0, pixel_scale: float = 1.0
+    ):
         super().__init__()
         self.register_modules(
             transformer=transformer, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer
         )
+        self._register_pixels(pixel_shift, pixel_scale)
 
 
 class ShapesVideoPipeline(_ShapesPipeline):
     """Epsilon-prediction pixel-space video model: ``UNet3DConditionModel`` over ``num_frames`` frames."""
 
-    def __init__(self, unet, scheduler, text_encoder, tokenizer, num_frames: int = 8):
+    def __init__(
+        self,
+        unet,
+        scheduler,
+        text_encoder,
+        tokenizer,
+        num_frames: int = 8,
+        pixel_shift: float = 0.0,
+        pixel_scale: float = 1.0,
+    ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer)
         self.register_to_config(num_frames=num_frames)
+        self._register_pixels(pixel_shift, pixel_scale)
 
     def frames(self) -> int:
         return int(self.config.num_frames)
@@ -195,10 +218,20 @@ class ShapesMultiviewPipeline(_ShapesPipeline):
 
     view_conditioned = True
 
-    def __init__(self, unet, scheduler, text_encoder, tokenizer, num_views: int = 6):
+    def __init__(
+        self,
+        unet,
+        scheduler,
+        text_encoder,
+        tokenizer,
+        num_views: int = 6,
+        pixel_shift: float = 0.0,
+        pixel_scale: float = 1.0,
+    ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer)
         self.register_to_config(num_views=num_views)
+        self._register_pixels(pixel_shift, pixel_scale)
 
     def frames(self) -> int:
         return int(self.config.num_views)

@@ -16,6 +16,7 @@ only partly correct on the verifier, leaving room for feedback to help.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,6 +81,13 @@ def render_batch(name: str, frames: int, rng: np.random.Generator, n: int) -> tu
     return [spec.text for spec in specs], x.contiguous()
 
 
+def pixel_stats(name: str, frames: int, n: int = 512) -> tuple[float, float]:
+    """Mean and standard deviation of the model's ground-truth pixels (in [-1, 1]), from a fixed
+    seed, rounded so that they are stable constants of the saved pipeline."""
+    _, x = render_batch(name, frames, np.random.default_rng(12345), n)
+    return round(float(x.mean()), 3), round(float(x.std()), 3)
+
+
 def _lr_factor(step: int, config: BaseTrainConfig) -> float:
     """Linear warm-up, then constant: the first k steps of a long run equal a run of k steps, so a
     run can checkpoint along the way and any checkpoint is reproduced by `steps=k`."""
@@ -101,7 +109,9 @@ def train_base(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     noise_gen = torch.Generator().manual_seed(config.seed + 1)
-    pipe = build_pipeline(name, grammar.vocabulary(), seed=config.seed)
+    shift, scale = pixel_stats(name, DEFAULT_SPECS[name].frames)
+    spec = dataclasses.replace(DEFAULT_SPECS[name], pixel_shift=shift, pixel_scale=scale)
+    pipe = build_pipeline(name, grammar.vocabulary(), spec=spec, seed=config.seed)
     policy = policy_from_pipeline(pipe)
     frames = DEFAULT_SPECS[name].frames
     modules = [policy.denoiser, policy.text_encoder]
@@ -119,6 +129,7 @@ def train_base(
         if should_stop is not None and should_stop():
             break
         prompts, x0 = render_batch(name, frames, rng, config.batch_size)
+        x0 = (x0 - shift) / scale
         drop = rng.random(len(prompts)) < config.uncond_rate
         prompts = ["" if d else p for p, d in zip(prompts, drop, strict=True)]
         ids = policy.tokenizer(
