@@ -7,6 +7,7 @@ from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Sum
 
 from annotation.models import Assignment, Campaign, Comparison, Membership, Round, Sample
+from annotation.services.sql import round_and_campaign_columns, round_with_campaign
 
 
 def campaigns_for_user(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
@@ -22,12 +23,9 @@ def campaign_role(*, user: AbstractBaseUser, campaign_id: int) -> str | None:
     return Membership.objects.filter(user=user, campaign_id=campaign_id).values_list("role", flat=True).first()
 
 
-_ROUND_FIELDS = [f.attname for f in Round._meta.concrete_fields]
-_CAMPAIGN_FIELDS = [f.attname for f in Campaign._meta.concrete_fields]
 # Column names come from the models; values are bound.
 _ROUND_FOR_MEMBER_SQL = f"""
-SELECT {", ".join(f"r.{f.column}" for f in Round._meta.concrete_fields)},
-       {", ".join(f"k.{f.column}" for f in Campaign._meta.concrete_fields)}
+SELECT {round_and_campaign_columns("r", "k")}
 FROM annotation_round r JOIN annotation_campaign k ON k.id = r.campaign_id
 WHERE r.id = %(round)s AND (%(all)s::boolean OR EXISTS (
     SELECT 1 FROM annotation_membership m WHERE m.campaign_id = k.id AND m.user_id = %(user)s))
@@ -42,12 +40,7 @@ def round_for_member(*, user: AbstractBaseUser, round_id: int) -> Round | None:
     with connection.cursor() as cursor:
         cursor.execute(_ROUND_FOR_MEMBER_SQL, {"round": round_id, "all": user.is_superuser, "user": user.pk})
         row = cursor.fetchone()
-    if row is None:
-        return None
-    n = len(_ROUND_FIELDS)
-    round_ = Round.from_db("default", _ROUND_FIELDS, row[:n])
-    round_.campaign = Campaign.from_db("default", _CAMPAIGN_FIELDS, row[n:])
-    return round_
+    return None if row is None else round_with_campaign(row)
 
 
 def sample_for_member(*, user: AbstractBaseUser, sample_id: int) -> Sample | None:

@@ -19,8 +19,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.errors import Conflict, NotFound
-from annotation.models import Assignment, Campaign, Comparison, Prompt, Round, Sample
-from annotation.services.sql import one_statement
+from annotation.models import Assignment, Comparison, Prompt, Round, Sample
+from annotation.services.sql import (
+    ROUND_AND_CAMPAIGN_COLUMNS,
+    loaded,
+    one_statement,
+    round_and_campaign_columns,
+    round_with_campaign,
+)
 
 # How many pairs one annotator may hold at once: the one on screen and the prefetched next one.
 MAX_LIVE_PER_ANNOTATOR = 2
@@ -46,8 +52,6 @@ FOR UPDATE OF c {skip}
 # with everything the page shows. Zero rows back means "not that simple" (not a member, round not
 # open, nothing free without waiting, a sweeper raced us, the prefetch cap is reached): the caller
 # then takes the general path, which knows every rule and says what went wrong.
-_ROUND_COLUMNS = ", ".join(f"rr.{f.column}" for f in Round._meta.concrete_fields)
-_CAMPAIGN_COLUMNS = ", ".join(f"kk.{f.column}" for f in Campaign._meta.concrete_fields)
 _FAST_CLAIM_SQL = f"""
 WITH r AS (
     SELECT k.lease_seconds, (k.gold_ratio > 0 AND random() < k.gold_ratio) AS gold
@@ -99,7 +103,7 @@ SELECT x.id, x.comparison_id, x.swapped, x.created_at, x.expires_at,
        c.prompt_id, p.text,
        s1.id, s1.kind, s1.files, s1.mime_types, s1.poster,
        s2.id, s2.kind, s2.files, s2.mime_types, s2.poster,
-       {_ROUND_COLUMNS}, {_CAMPAIGN_COLUMNS}
+       {round_and_campaign_columns("rr", "kk")}
 FROM (SELECT * FROM renewed UNION ALL SELECT * FROM claimed) x
 JOIN annotation_comparison c ON c.id = x.comparison_id
 JOIN annotation_prompt p ON p.id = c.prompt_id
@@ -108,16 +112,7 @@ JOIN annotation_sample s2 ON s2.id = c.sample_second_id
 JOIN annotation_round rr ON rr.id = c.round_id
 JOIN annotation_campaign kk ON kk.id = rr.campaign_id
 """  # noqa: S608 (column names from the models; values are bound)
-_ROUND_FIELDS = [f.attname for f in Round._meta.concrete_fields]
-_CAMPAIGN_FIELDS = [f.attname for f in Campaign._meta.concrete_fields]
 _SAMPLE_FIELDS = ("id", "kind", "files", "mime_types", "poster")
-
-
-def _loaded(model, **fields):
-    """A model instance from columns already read; fields not given stay deferred (loaded if touched)."""
-    # from_db takes values in the model's field order, whatever order the names are given in.
-    names = [f.attname for f in model._meta.concrete_fields if f.attname in fields]
-    return model.from_db("default", names, [fields[name] for name in names])
 
 
 def _claim_fast(
@@ -150,17 +145,15 @@ def _claim_fast(
     if row is None:
         return None
     if round_ is None:
-        n = 17 + len(_ROUND_FIELDS)
-        round_ = Round.from_db("default", _ROUND_FIELDS, row[17:n])
-        round_.campaign = Campaign.from_db("default", _CAMPAIGN_FIELDS, row[n:])
+        round_ = round_with_campaign(row[17 : 17 + ROUND_AND_CAMPAIGN_COLUMNS])
     # The page's data came back with the lease: build the related objects, so showing the pair
     # costs no further query.
-    prompt = _loaded(Prompt, id=row[5], round_id=round_.id, text=row[6])
+    prompt = loaded(Prompt, id=row[5], round_id=round_.id, text=row[6])
     first, second = (
-        _loaded(Sample, prompt_id=prompt.id, round_id=round_.id, **dict(zip(_SAMPLE_FIELDS, cols, strict=True)))
+        loaded(Sample, prompt_id=prompt.id, round_id=round_.id, **dict(zip(_SAMPLE_FIELDS, cols, strict=True)))
         for cols in (row[7:12], row[12:17])
     )
-    comparison = _loaded(
+    comparison = loaded(
         Comparison,
         id=row[1],
         round_id=round_.id,
@@ -169,7 +162,7 @@ def _claim_fast(
         sample_second_id=second.id,
     )
     comparison.prompt, comparison.sample_first, comparison.sample_second = prompt, first, second
-    assignment = _loaded(
+    assignment = loaded(
         Assignment,
         id=row[0],
         comparison_id=comparison.id,
