@@ -1,0 +1,347 @@
+"""Alignment benchmark, GRPO and PPO/DDPO: `python -m bench.alignment_rl --algo grpo|ppo --json
+[--modality image|video|multiview] [--family eps|flow] [--base PATH] [--minutes M]`
+(also `python -m bench.alignment --algo grpo|ppo`, which calls :func:`main`).
+
+Online RL on the shapes world, without a database. The base policy (`--base`, default the shipped
+`training/weights/shapes-<modality>[-<family>]`) gets a LoRA adapter trained for `--minutes` of
+wall time on grammar prompts of its modality that exclude the evaluation prompts (multi-view has
+only its 16 evaluation prompts, so there it trains on them and says so):
+
+- `--algo grpo`: GRPO with the verifier's score as the reward;
+- `--algo ppo`: DDPO with a learned reward model (`--reward-model DIR`, loaded with
+  `training.algorithms.reward_model.load_reward_model`) or, without one, the verifier. With a
+  learned reward the verifier also scores every rollout, so the output shows both over training:
+  a learned reward that rises while the verifier does not is over-optimisation of the model.
+
+Reported: verifier accuracy (all clauses hold, GenEval style) and mean score on the held-out
+prompts before and after, their curve over wall time (evaluated every `--eval-every` minutes),
+diversity before and after (mean pairwise distance of a prompt's samples: a collapse shows here
+even when accuracy rises), the KL to the base, and the per-step training figures. Evaluation
+samples deterministically (DDIM / flow Euler, `--eval-steps`); rollouts use DDIM with eta 1 or the
+flow SDE. Where the base weights are missing a randomly initialised pipeline of the same
+architecture is used and the output says so: its samples are noise, every verifier score is 0,
+every group has zero spread and nothing is trained; that run checks plumbing and timings only.
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "training" / "weights"
+MODALITY = {"image": "image", "video": "video", "views": "multiview"}
+
+# option -> (default, type, help); also read by `bench.alignment`'s dispatcher through add_arguments.
+OPTIONS: dict[str, tuple[object, type, str]] = {
+    "modality": ("image", str, "image, video or multiview (ignored with --base)"),
+    "family": ("eps", str, "eps or flow, for images (ignored with --base)"),
+    "base": (None, str, "base pipeline directory (default: the shipped one for modality/family)"),
+    "minutes": (30.0, float, "wall-time budget of training, evaluations included"),
+    "eval_every": (5.0, float, "minutes between held-out evaluations (the accuracy curve)"),
+    "eval_prompts": (0, int, "held-out prompts per task for images, in total otherwise (0: 4 per task / all)"),
+    "eval_samples": (2, int, "samples per held-out prompt (>= 2 for diversity)"),
+    "eval_steps": (20, int, "deterministic sampler steps for evaluation"),
+    "sample_steps": (10, int, "stochastic sampler steps of the rollouts"),
+    "prompts_per_step": (4, int, "prompts per RL step"),
+    "group_size": (8, int, "rollouts per prompt (GRPO group, DDPO samples per prompt)"),
+    "lr": (1e-3, float, "learning rate (LoRA)"),
+    "kl_beta": (None, float, "KL weight (default 0.04 GRPO, 0.01 PPO)"),
+    "clip_range": (1e-4, float, "PPO clip range of the ratio (per-dimension mean log-probs)"),
+    "inner_epochs": (1, int, "passes over each step's rollouts"),
+    "timestep_fraction": (None, float, "trained share of denoising steps (default 0.7 eps, 1.0 flow)"),
+    "rank": (8, int, "LoRA rank"),
+    "guidance": (1.0, float, "classifier-free guidance of rollouts and evaluation"),
+    "reward_model": (None, str, "PPO: learned reward model directory (default: the verifier)"),
+    "seed": (0, int, "seed of prompts, rollouts and the adapter"),
+    "threads": (0, int, "torch threads (0: leave torch's default)"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for name, (default, kind, text) in OPTIONS.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=default, help=text)
+
+
+def _option(args, name: str):
+    value = args.get(name) if isinstance(args, dict) else getattr(args, name, None)
+    return OPTIONS[name][0] if value is None else value
+
+
+def _builtin(modality: str, family: str) -> str:
+    if modality == "image":
+        if family not in ("eps", "flow"):
+            raise ValueError(f"--family must be eps or flow, got {family!r}")
+        return f"shapes-image-{family}"
+    if modality not in ("video", "multiview"):
+        raise ValueError(f"--modality must be image, video or multiview, got {modality!r}")
+    return f"shapes-{modality}"
+
+
+def _load_base(path: str | None, modality: str, family: str):
+    """(policy, description): the given or shipped base, else a random pipeline of the same architecture."""
+    import torch
+
+    from training.algorithms.builders import build_pipeline
+    from training.algorithms.loading import load_generator, policy_from_pipeline
+    from training.shapes import grammar
+
+    if path is not None:
+        return load_generator(str(path)), str(path)
+    name = _builtin(modality, family)
+    if (WEIGHTS / name / "model_index.json").is_file():
+        return load_generator(str(WEIGHTS / name)), f"shipped training/weights/{name}"
+    pipe = build_pipeline(name, grammar.vocabulary(), seed=0)
+    for module in pipe.components.values():
+        if isinstance(module, torch.nn.Module):
+            module.eval().requires_grad_(False)
+    note = f"randomly initialised {name} (no shipped weights): samples are noise, expect no gain"
+    return policy_from_pipeline(pipe, source=name), note
+
+
+def _eval_cap(args, modality: str) -> int | None:
+    """``evaluate``'s ``prompts_per_task``: per task for images (default 4), in total otherwise."""
+    return _option(args, "eval_prompts") or (4 if modality == "image" else None)
+
+
+def _prompts(modality: str, cap: int | None):
+    """(training specs, evaluation specs, held out?): every grammar spec of the modality that is not
+    an evaluation prompt; multi-view has none left, so it trains on its evaluation prompts."""
+    from training.shapes import evaluate, grammar
+
+    tasks = {"image": grammar.TASKS, "video": (grammar.VIDEO_TASK,), "multiview": (grammar.MULTIVIEW_TASK,)}
+    eval_specs = evaluate.eval_specs(modality, prompts_per_task=cap)
+    all_eval = {s.text for s in evaluate.eval_specs(modality)}
+    train = [s for task in tasks[modality] for s in grammar.all_specs(task) if s.text not in all_eval]
+    return (train, eval_specs, True) if train else (list(evaluate.eval_specs(modality)), eval_specs, False)
+
+
+class _Scored:
+    """The training reward, plus the verifier's score of the same rollouts when they differ (the
+    over-optimisation gap); keeps each call's means for the per-step report."""
+
+    def __init__(self, reward, verifier, separate: bool) -> None:
+        self.reward, self.verifier, self.separate = reward, verifier, separate
+        self.calls: list[tuple[float, float]] = []
+
+    def __call__(self, media, prompts, metadata):
+        import numpy as np
+
+        scores = np.asarray(self.reward(media, prompts, metadata), dtype=np.float64)
+        checked = np.asarray(self.verifier(media, prompts, metadata)) if self.separate else scores
+        self.calls.append((float(scores.mean()), float(np.mean(checked))))
+        return scores
+
+
+def _reward(args, algo: str) -> tuple[_Scored, str]:
+    from training.algorithms.rewards import reward_model_reward, verifier_reward
+
+    path = _option(args, "reward_model")
+    if algo == "ppo" and path:
+        from training.algorithms.reward_model import load_reward_model  # written alongside; loaded lazily
+
+        return _Scored(reward_model_reward(load_reward_model(path)), verifier_reward, True), f"learned ({path})"
+    return _Scored(verifier_reward, verifier_reward, False), "verifier"
+
+
+def _config(args, algo: str, family: str):
+    from training.algorithms.grpo import GRPOConfig
+    from training.algorithms.ppo import PPOConfig
+
+    eps = family == "epsilon"
+    fraction = _option(args, "timestep_fraction") or (0.7 if eps else 1.0)
+    common = {
+        "steps": 1_000_000,  # the wall-time budget stops the run
+        "prompts_per_step": _option(args, "prompts_per_step"),
+        "sampler_steps": _option(args, "sample_steps"),
+        "guidance": _option(args, "guidance"),
+        "learning_rate": _option(args, "lr"),
+        "clip_range": _option(args, "clip_range"),
+        "inner_epochs": _option(args, "inner_epochs"),
+        "timestep_fraction": fraction,
+        # few-step DDIM: the last jumps have a tiny std and near-pure-noise gradients (see make_plan)
+        "earliest_timesteps": eps and fraction < 1,
+        "lora_rank": _option(args, "rank"),
+        "seed": _option(args, "seed"),
+    }
+    if _option(args, "kl_beta") is not None:
+        common["kl_beta"] = _option(args, "kl_beta")
+    if algo == "grpo":
+        return GRPOConfig(group_size=_option(args, "group_size"), **common)
+    return PPOConfig(samples_per_prompt=_option(args, "group_size"), **common)
+
+
+def _round(d: dict, digits: int = 4) -> dict:
+    return {k: round(v, digits) if isinstance(v, float) else v for k, v in d.items()}
+
+
+class _Progress:
+    """The per-step record and the held-out accuracy curve, fed by the trainer's ``on_step``;
+    ``should_stop`` ends training when the wall-time budget (evaluations included) is spent."""
+
+    def __init__(self, scored: _Scored, evaluate_now, *, every_s: float, budget_s: float, before: dict) -> None:
+        self.scored, self.evaluate_now, self.every_s, self.budget_s = scored, evaluate_now, every_s, budget_s
+        self.start = self.last_eval = time.perf_counter()
+        self.steps: list[dict] = []
+        self.curve = [_point(0.0, 0, before)]
+
+    def minutes(self) -> float:
+        return (time.perf_counter() - self.start) / 60
+
+    def on_step(self, info) -> None:
+        verified = self.scored.calls[-1][1]
+        record = {"step": info.step, "minutes": self.minutes(), **info.metrics, "reward_verifier": verified}
+        self.steps.append(_round(record, 5))
+        if time.perf_counter() - self.last_eval >= self.every_s:
+            self.curve.append(_point(self.minutes(), info.step, self.evaluate_now()))
+            self.last_eval = time.perf_counter()
+
+    def should_stop(self) -> bool:
+        return time.perf_counter() - self.start >= self.budget_s
+
+
+def _point(minutes: float, step: int, e: dict) -> dict:
+    return _round({"minutes": minutes, "step": step, "accuracy": e["overall_accuracy"], "mean_score": e["mean_score"]})
+
+
+def _summary(e: dict) -> dict:
+    tasks = {t: round(v["accuracy"], 4) for t, v in e["tasks"].items()}
+    keys = {"accuracy": "overall_accuracy", "mean_score": "mean_score", "diversity": "diversity", "seconds": "seconds"}
+    return _round({k: e[v] for k, v in keys.items()}) | {"tasks": tasks}
+
+
+def _gap(steps: list[dict], separate: bool) -> dict | None:
+    """Learned reward and verifier score over the first and last fifth of training (PPO with a
+    learned reward only): the learned reward rising while the verifier does not is over-optimisation."""
+    if not separate or not steps:
+        return None
+    window = max(1, len(steps) // 5)
+    parts = {"first": steps[:window], "last": steps[-window:]}
+    out = {}
+    for name, part in parts.items():
+        out[f"learned_{name}"] = sum(s["reward_mean"] for s in part) / len(part)
+        out[f"verifier_{name}"] = sum(s["reward_verifier"] for s in part) / len(part)
+    return _round(out)
+
+
+def _evaluator(args, policy, modality: str, cap: int | None):
+    """A function returning the held-out evaluation of the policy's current weights (timed)."""
+    from training.algorithms.sampling import generate
+    from training.shapes import evaluate
+
+    steps, guidance, samples = _option(args, "eval_steps"), _option(args, "guidance"), _option(args, "eval_samples")
+
+    def sample(prompts, seeds):
+        return generate(policy, prompts, seeds=seeds, steps=steps, guidance=guidance, batch_size=64)
+
+    def evaluate_now() -> dict:
+        t0 = time.perf_counter()
+        out = evaluate.evaluate(sample, modality, samples_per_prompt=samples, prompts_per_task=cap)
+        return out | {"seconds": time.perf_counter() - t0}
+
+    return evaluate_now
+
+
+def run(args) -> dict:
+    """Run the benchmark; `args` is an argparse namespace or a dict (missing options take defaults)."""
+    import torch
+
+    from training.algorithms.grpo import train_grpo
+    from training.algorithms.policy_gradient import RLComponents
+    from training.algorithms.ppo import train_ppo
+
+    algo = (args.get("algo") if isinstance(args, dict) else getattr(args, "algo", None)) or "grpo"
+    if algo not in ("grpo", "ppo"):
+        raise ValueError(f"--algo must be grpo or ppo, got {algo!r}")
+    if _option(args, "threads"):
+        torch.set_num_threads(_option(args, "threads"))
+    started = time.perf_counter()
+    policy, base_note = _load_base(_option(args, "base"), _option(args, "modality"), _option(args, "family"))
+    modality = MODALITY[policy.modality]
+    cap = _eval_cap(args, modality)
+    train_specs, eval_specs, held_out = _prompts(modality, cap)
+    data = [(s.text, {"spec": s.to_dict()}) for s in train_specs]
+    config = _config(args, algo, policy.family)
+    scored, reward_note = _reward(args, algo)
+    evaluate_now = _evaluator(args, policy, modality, cap)
+
+    before = evaluate_now()
+    progress = _Progress(
+        scored,
+        evaluate_now,
+        every_s=60 * _option(args, "eval_every"),
+        budget_s=60 * _option(args, "minutes"),
+        before=before,
+    )
+    train = train_grpo if algo == "grpo" else train_ppo
+    with tempfile.TemporaryDirectory(prefix=f"bench-{algo}-") as run_dir:
+        result = train(
+            config,
+            RLComponents(policy, scored),
+            data,
+            run_dir=run_dir,
+            on_step=progress.on_step,
+            should_stop=progress.should_stop,
+        )
+    train_s = time.perf_counter() - progress.start
+    after = evaluate_now()
+    progress.curve.append(_point(train_s / 60, result.steps, after))
+    zero_std = [s["zero_std_groups"] for s in progress.steps if "zero_std_groups" in s]
+    return {
+        "benchmark": f"alignment: {algo.upper()} with the {reward_note} reward (shapes world)",
+        "algo": algo,
+        "base": base_note,
+        "modality": modality,
+        "family": policy.family,
+        "reward": reward_note,
+        "config": config.to_dict(),
+        "held_out": {
+            "held_out": held_out,
+            "prompts": len(eval_specs),
+            "train_prompts": len(train_specs),
+            "samples_per_prompt": _option(args, "eval_samples"),
+            "eval_steps": _option(args, "eval_steps"),
+        },
+        "before": _summary(before),
+        "after": _summary(after),
+        "accuracy_gain": round(after["overall_accuracy"] - before["overall_accuracy"], 4),
+        "curve": progress.curve,
+        "train_steps": result.steps,
+        "samples_seen": result.steps * result.summary.get("samples_per_step", 0),
+        # the KL of the last step that trained (a step whose groups all lacked spread reports 0)
+        "kl_last": next((s["kl"] for s in reversed(progress.steps) if s["updates"]), 0.0),
+        "zero_std_groups_mean": round(sum(zero_std) / len(zero_std), 4) if zero_std else None,
+        "reward_gap": _gap(progress.steps, scored.separate),
+        "steps": progress.steps,
+        "seconds": {"train": round(train_s, 1), "total": round(time.perf_counter() - started, 1)},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algo", choices=("grpo", "ppo"), default="grpo")
+    add_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="only the JSON line")
+    args = parser.parse_args(argv)
+    result = run(args)
+    if not args.json:
+        b, a = result["before"], result["after"]
+        print(f"base: {result['base']} ({result['modality']}, {result['family']}); reward: {result['reward']}")
+        print(f"steps {result['train_steps']} ({result['samples_seen']} rollouts) in {result['seconds']['train']} s")
+        print(
+            f"accuracy {b['accuracy']:.3f} -> {a['accuracy']:.3f}; mean score {b['mean_score']:.3f} -> "
+            f"{a['mean_score']:.3f}; diversity {b['diversity']:.3f} -> {a['diversity']:.3f}"
+        )
+        if result["reward_gap"]:
+            print(f"learned reward vs verifier: {result['reward_gap']}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
