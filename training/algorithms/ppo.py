@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.algorithms.grpo import PolicyGradientConfig, PromptData, train_policy_gradient
+from training.algorithms.pg_loop import PolicyGradientConfig, PromptData, train_policy_gradient
 from training.algorithms.policy_gradient import PromptStatTracker, RLComponents
 from training.algorithms.run import StepInfo, TrainResult
 

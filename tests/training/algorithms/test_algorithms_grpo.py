@@ -10,8 +10,9 @@ import torch
 from tests.training.algorithms.tiny import PROMPTS
 from training.algorithms import policy_gradient as pg
 from training.algorithms.checkpoint import latest_checkpoint
-from training.algorithms.grpo import GRPOConfig, prepare_policy, train_grpo
+from training.algorithms.grpo import GRPOConfig, train_grpo
 from training.algorithms.loading import load_generator
+from training.algorithms.pg_loop import prepare_policy
 from training.shapes import grammar, verify
 
 GENERATORS = ["shapes-image-eps", "shapes-image-flow", "shapes-video", "shapes-multiview"]
