@@ -10,7 +10,10 @@ from training.algorithms.loading import load_generator
 
 @pytest.fixture(scope="session", autouse=True)
 def _torch_threads():
-    torch.set_num_threads(2)
+    # One thread: the tiny models gain nothing from two, and when anything else runs on the two
+    # cores (a Celery worker under test, a second job) two OpenMP threads each wait on the other
+    # and a step gets tens of times slower.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
