@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import StableDiffusionPipeline
 from peft.tuners.tuners_utils import BaseTunerLayer
 
-from tests.training.algorithms.tiny import WORDS
-from training.algorithms.builders import TextEncoderSpec, build_text_encoder
+from tests.training.algorithms.tiny import tiny_sd_pipeline
 from training.algorithms.dpo import (
     DPOConfig,
     PreferencePair,
@@ -247,47 +246,7 @@ def test_trainer_feeds_shared_noise_and_runs_the_reference_without_adapter(saved
 @pytest.fixture(scope="module")
 def sd_dir(tmp_path_factory):
     """A tiny latent StableDiffusionPipeline (VAE, CLIP text encoder) saved with save_pretrained."""
-    torch.manual_seed(0)
-    spec = TextEncoderSpec(hidden_size=16, layers=1, heads=2, intermediate_size=32, max_length=8)
-    text_encoder, tokenizer = build_text_encoder(spec, WORDS)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(16, 32),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16,
-        attention_head_dim=2,
-        norm_num_groups=8,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16),
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=16,
-    )
-    scheduler = DDIMScheduler(
-        beta_schedule="scaled_linear",
-        beta_start=0.00085,
-        beta_end=0.012,
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipe = tiny_sd_pipeline()
     path = tmp_path_factory.mktemp("tiny-sd-dpo")
     pipe.save_pretrained(path)
     return path
