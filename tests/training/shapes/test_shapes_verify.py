@@ -115,6 +115,37 @@ def test_partial_credit_hand_drawn_pixels():
     assert v.clauses == {"object": True, "count": False} and v.score == 0.5
 
 
+def _classify_drawn(mask: np.ndarray) -> str:
+    image = np.zeros((32, 32, 3), np.uint8)
+    h, w = mask.shape
+    image[5 : 5 + h, 5 : 5 + w][mask] = render.PALETTE["green"]
+    return str(verify.classify_shapes(verify.detect(image[None]))[0])
+
+
+@pytest.mark.parametrize("side", [7, 9, 11, 14])
+def test_shapes_are_classified_by_overlap_with_their_templates(side):
+    for shape in verify.SHAPES:
+        assert np.array_equal(verify.shape_template(shape, side, side), render.shape_mask(shape, side))
+        assert _classify_drawn(render.shape_mask(shape, side)) == shape
+    # A square with its four corner pixels gone is still a square (its fill ratio is 0.92 at 7 px),
+    # a circle with a stray pixel on its rim still a circle.
+    clipped = render.shape_mask("square", side).copy()
+    clipped[[0, 0, -1, -1], [0, -1, 0, -1]] = False
+    assert _classify_drawn(clipped) == "square"
+    bumped = np.zeros((side, side + 1), bool)
+    bumped[:, :side] = render.shape_mask("circle", side)
+    bumped[side // 2, side] = True
+    assert _classify_drawn(bumped) == "circle"
+    # An apex-down triangle matches no template well enough, nor does a one-pixel outline or a plus sign.
+    assert _classify_drawn(render.shape_mask("triangle", side)[::-1]) == "unknown"
+    ring = render.shape_mask("square", side).copy()
+    ring[1:-1, 1:-1] = False
+    assert _classify_drawn(ring) == "unknown"
+    plus = np.zeros((side, side), bool)
+    plus[side // 2 - 1 : side // 2 + 1, :] = plus[:, side // 2 - 1 : side // 2 + 1] = True
+    assert _classify_drawn(plus) == "unknown"
+
+
 def test_a_missing_object_earns_nothing_for_its_attributes():
     image = render.render_items([("circle", "red")], np.random.default_rng(0))
     v = verify.verify(grammar.parse("a red circle and a blue square"), image)
