@@ -162,6 +162,7 @@ def train_base(
     if policy.family == "epsilon":
         alphas = policy.training_scheduler().alphas_cumprod.float()
     n_train = policy.scheduler.config.num_train_timesteps
+    shift_sigma = float(policy.scheduler.config.get("shift", 1.0)) if policy.family == "flow" else 1.0
 
     for step in range(config.steps):
         if should_stop is not None and should_stop():
@@ -187,6 +188,8 @@ def train_base(
             target, timestep = noise, t
         else:
             s = torch.rand(x0.shape[0], generator=noise_gen)
+            # The scheduler's shift, applied to training noise levels as to sampling ones.
+            s = shift_sigma * s / (1 + (shift_sigma - 1) * s)
             x_t = (1 - s.reshape(shape)) * x0 + s.reshape(shape) * noise
             target, timestep = noise - x0, s * n_train
         out = denoiser_forward(
