@@ -92,6 +92,16 @@ def pixel_stats(name: str, frames: int, n: int = 512) -> tuple[float, float]:
     return round(float(x.mean()), 3), round(float(x.std()), 3)
 
 
+def shifted(sigma: torch.Tensor, shift: float) -> torch.Tensor:
+    """A flow noise level through the scheduler's time shift, ``shift * s / (1 + (shift - 1) * s)``.
+
+    Training draws its noise levels this way so that they follow the sampler's. A shift above 1
+    spends more of both at high noise, where the shapes world decides what is drawn where: its
+    coloured pixels stand about 4.7 standard deviations from the black background, so objects are
+    already placed while the noise is still nine tenths of the sample."""
+    return shift * sigma / (1 + (shift - 1) * sigma)
+
+
 def _lr_factor(step: int, config: BaseTrainConfig) -> float:
     """Linear warm-up, then constant: the first k steps of a long run equal a run of k steps, so a
     run can checkpoint along the way and any checkpoint is reproduced by `steps=k`."""
@@ -187,9 +197,7 @@ def train_base(
             x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
             target, timestep = noise, t
         else:
-            s = torch.rand(x0.shape[0], generator=noise_gen)
-            # The scheduler's shift, applied to training noise levels as to sampling ones.
-            s = shift_sigma * s / (1 + (shift_sigma - 1) * s)
+            s = shifted(torch.rand(x0.shape[0], generator=noise_gen), shift_sigma)
             x_t = (1 - s.reshape(shape)) * x0 + s.reshape(shape) * noise
             target, timestep = noise - x0, s * n_train
         out = denoiser_forward(

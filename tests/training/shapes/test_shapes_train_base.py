@@ -6,7 +6,7 @@ import copy
 import torch
 
 from training.algorithms.builders import GeneratorSpec, TextEncoderSpec
-from training.shapes.train_base import BaseTrainConfig, pixel_stats, train_base
+from training.shapes.train_base import BaseTrainConfig, pixel_stats, shifted, train_base
 
 SPEC = GeneratorSpec(
     "shapes-image-flow",
@@ -44,3 +44,15 @@ def test_training_is_deterministic_and_checkpoints_equal_shorter_runs():
     assert any(not torch.equal(a[k], c[k]) for k in a)  # the third step changed something
     shift, scale = pixel_stats("shapes-image-flow", 1)
     assert first.config.pixel_shift == shift and first.config.pixel_scale == scale and -1 < shift < 0 < scale
+
+
+def test_training_noise_levels_follow_the_samplers_shift():
+    # The scheduler's sigmas are the shifted uniform grid; training maps its uniform draws the same way.
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    plain = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0).sigmas.float()
+    shifted_scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=4.0)
+    assert torch.allclose(shifted(plain, 4.0), shifted_scheduler.sigmas.float(), atol=1e-6)
+    grid = torch.linspace(0.0, 1.0, 11)
+    assert shifted(torch.tensor(0.5, dtype=torch.float64), 4.0).item() == 0.8
+    assert torch.equal(shifted(grid, 1.0), grid)
