@@ -44,6 +44,8 @@ DEFAULTS = {
     "data_seed": 1,
     "threads": 1,
     "no_symmetry": False,
+    "pretrain_steps": 3000,
+    "pretrain_negatives": 7,
 }
 TARGET_GAP = 0.03
 
@@ -60,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-seed", type=int, default=DEFAULTS["data_seed"], help="renders and judgments")
     parser.add_argument("--threads", type=int, default=DEFAULTS["threads"], help="torch intra-op threads")
     parser.add_argument("--no-symmetry", action="store_true", help="train without the shapes symmetries")
+    parser.add_argument(
+        "--pretrain-steps",
+        type=int,
+        default=DEFAULTS["pretrain_steps"],
+        help="caption-matching pre-training steps before the judgments (0: from scratch)",
+    )
+    parser.add_argument("--pretrain-negatives", type=int, default=DEFAULTS["pretrain_negatives"])
     parser.add_argument("--json", action="store_true")
 
 
@@ -91,6 +100,7 @@ def run(args) -> dict:
         split_indices,
         train_reward_model,
     )
+    from training.algorithms.reward_pretrain import CaptionPretrainConfig, pretrain_reward_model
     from training.shapes.raters import RaterConfig
 
     torch.set_num_threads(_opt(args, "threads"))
@@ -112,6 +122,20 @@ def run(args) -> dict:
         symmetry_augment=not _opt(args, "no_symmetry"),
     )
     model = build_reward_model(config)
+    pretrain = {"steps": _opt(args, "pretrain_steps"), "seconds": 0.0, "caption_accuracy": None}
+    if pretrain["steps"]:
+        start = time.perf_counter()
+        pre = pretrain_reward_model(
+            CaptionPretrainConfig(
+                steps=pretrain["steps"],
+                negatives=_opt(args, "pretrain_negatives"),
+                modality=_opt(args, "modality"),
+                seed=_opt(args, "seed"),
+            ),
+            model,
+        )
+        pretrain["seconds"] = round(time.perf_counter() - start, 1)
+        pretrain["caption_accuracy"] = round(pre.summary["caption_accuracy"], 4)
     start = time.perf_counter()
     result = train_reward_model(config, model, list(sim.pairs))
     train_s = time.perf_counter() - start
@@ -135,6 +159,7 @@ def run(args) -> dict:
         "ece": round(summary["ece"], 4),
         "bt_loss": round(summary["bt_loss"], 4),
         "reliability": summary["reliability"],
+        "pretrain": pretrain,
         "data_seconds": round(data_s, 1),
         "train_seconds": round(train_s, 1),
         "config": {
@@ -164,6 +189,14 @@ def _report(r: dict) -> None:
         f" vs raters {r['rater_accuracy']} (realised {r['rater_agreement_differing']:.3f})"
     )
     print(f"calibration ECE (10 bins)    {r['ece']:.3f}; held-out BT loss {r['bt_loss']:.3f}")
+    pre = r["pretrain"]
+    if pre["steps"]:
+        print(
+            f"caption pre-training         {pre['steps']} steps, {pre['seconds']} s; renders ranking their own"
+            f" caption first: {pre['caption_accuracy']:.3f}"
+        )
+    else:
+        print("caption pre-training         none (from scratch)")
     print(f"seconds: judgments {r['data_seconds']}, training {r['train_seconds']}")
 
 

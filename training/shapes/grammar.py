@@ -144,6 +144,22 @@ def _validate(spec: PromptSpec) -> None:
         raise ValueError(f"bad motion {spec.motion!r} for {task}")
 
 
+_CANONICAL_RELATION = {"right of": "left of", "below": "above"}
+
+
+def meaning(spec: PromptSpec) -> tuple:
+    """What a prompt asks for, independent of its wording: "a circle and a square" and "a square and
+    a circle" mean the same, as do "a red circle left of a blue square" and "a blue square right of
+    a red circle". Equal for two specs exactly when every render satisfies both or neither."""
+    objects: tuple = spec.objects
+    relation = spec.relation
+    if spec.task in ("two_objects", "color_attr"):
+        objects = tuple(sorted(objects, key=lambda o: (o.shape, o.color or "")))
+    elif relation in _CANONICAL_RELATION:
+        objects, relation = objects[::-1], _CANONICAL_RELATION[relation]
+    return (spec.task, objects, relation, spec.motion)
+
+
 def all_specs(task: str) -> list[PromptSpec]:
     """Every spec of a task type, in a fixed canonical order."""
     pairs = list(itertools.permutations(SHAPES, 2))

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from training.shapes import grammar
+from training.shapes import grammar, render, verify
 from training.shapes.grammar import ObjectSpec, PromptSpec
 
 ALL_TASKS = (*grammar.TASKS, grammar.VIDEO_TASK, grammar.MULTIVIEW_TASK)
@@ -144,3 +144,18 @@ def test_vocabulary_covers_every_text():
     assert vocab == sorted(set(vocab))
     used = {word for task in ALL_TASKS for spec in grammar.all_specs(task) for word in spec.text.split()}
     assert used == set(vocab)
+
+
+@pytest.mark.parametrize("task", ["two_objects", "color_attr", "position", "counting", "colors"])
+def test_meaning_is_equal_exactly_for_rewordings(task):
+    # Two prompts mean the same exactly when a render of one satisfies the other.
+    specs = grammar.all_specs(task)
+    rng = np.random.default_rng(0)
+    renders = {s.text: render.render(s, rng) for s in specs}
+    for a in specs[:24]:
+        for b in specs:
+            same = grammar.meaning(a) == grammar.meaning(b)
+            assert same == (verify.verify(b, renders[a.text]).score == 1.0), (a.text, b.text)
+    assert grammar.meaning(grammar.parse("a red circle left of a blue square")) == grammar.meaning(
+        grammar.parse("a blue square right of a red circle")
+    )
