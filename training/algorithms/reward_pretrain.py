@@ -5,12 +5,14 @@ pre-trained on captioned images and are then fine-tuned on a few thousand prefer
 model trained from scratch on those pairs alone has to learn what a red square is from them, and
 mostly learns the pairs. The shapes world has captioned images for free: every step renders ground
 truth for ``batch_size`` random prompts; each render scores its own caption against ``negatives``
-other captions of the same task (they differ from it in a colour, a count, a shape or a relation:
-hard negatives, as in NegCLIP), and each caption scores its own render against renders of
-``image_negatives`` other prompts of the same task. The loss is a cross-entropy over each group of
-candidates (both directions of CLIP's contrastive loss). The score is the model's ``overall`` head, so
-fine-tuning on preferences (:func:`training.algorithms.reward_model.train_reward_model`) starts
-from a model that already ranks matching captions first.
+captions of other prompts of the same task, and each caption scores its own render against renders
+of ``image_negatives`` such prompts (a rewording never counts as another prompt). With
+``near_negatives``, that many of each group are one edit away instead (a colour, a count, a shape
+or the relation changed, an object left out or added: hard negatives, as NegCLIP makes them). The
+loss is a cross-entropy over each group of candidates (both directions of CLIP's contrastive loss).
+The score is the model's ``overall`` head, so fine-tuning on preferences
+(:func:`training.algorithms.reward_model.train_reward_model`) starts from a model that already
+ranks matching captions first.
 
 No verifier and no rater is consulted: the only supervision is which caption a render was drawn
 from. Entry point as for every trainer: ``pretrain_reward_model(config, components, data, *,
@@ -49,18 +51,30 @@ def _other_meanings(spec: grammar.PromptSpec) -> list[list[grammar.PromptSpec]]:
     return [wordings for key, wordings in _MEANINGS[spec.task].items() if key != own]
 
 
-def _pick(rng: np.random.Generator, meanings: list[list[grammar.PromptSpec]], k: int) -> list[grammar.PromptSpec]:
-    """``k`` different meanings (fewer if there are fewer), each in a random one of its wordings."""
-    chosen = rng.choice(len(meanings), size=min(k, len(meanings)), replace=False)
-    return [meanings[i][int(rng.integers(len(meanings[i])))] for i in chosen]
+def _pick(rng: np.random.Generator, spec: grammar.PromptSpec, k: int, near: int) -> list[grammar.PromptSpec]:
+    """``k`` prompts asking for ``k`` different things other than ``spec`` (fewer where there are
+    fewer): up to ``near`` of them one edit away (:func:`grammar.neighbours`: a colour, shape,
+    count or relation changed, an object left out or added), the rest other prompts of the same
+    task, each meaning in a random one of its wordings."""
+    chosen: list[grammar.PromptSpec] = []
+    taken: set[tuple] = set()
+    if near:
+        close = grammar.neighbours(spec)
+        chosen = [close[i] for i in rng.choice(len(close), size=min(near, k, len(close)), replace=False)]
+        taken = {grammar.meaning(c) for c in chosen}
+    rest = [w for w in _other_meanings(spec) if grammar.meaning(w[0]) not in taken]
+    for i in rng.choice(len(rest), size=min(k - len(chosen), len(rest)), replace=False):
+        chosen.append(rest[i][int(rng.integers(len(rest[i])))])
+    return chosen
 
 
 @dataclass(frozen=True)
 class CaptionPretrainConfig:
-    steps: int = 2000
-    batch_size: int = 32
+    steps: int = 10000
+    batch_size: int = 16
     negatives: int = 7  # other captions of the same task scored against each render's own
     image_negatives: int = 7  # renders of other prompts of the same task scored against each caption
+    near_negatives: int = 0  # of each group's negatives, this many one edit away (grammar.neighbours)
     lr: float = 3e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 50
@@ -72,8 +86,10 @@ class CaptionPretrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.image_negatives, int) or self.image_negatives < 0:
-            raise ValueError(f"image_negatives must be a non-negative integer, got {self.image_negatives!r}")
+        for name in ("image_negatives", "near_negatives"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         for name in ("steps", "batch_size", "negatives", "eval_renders"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -107,23 +123,26 @@ class MatchingBatch:
 
 
 def caption_batch(
-    rng: np.random.Generator, modality: str, batch_size: int, negatives: int, image_negatives: int = 0
+    rng: np.random.Generator,
+    modality: str,
+    batch_size: int,
+    negatives: int,
+    image_negatives: int = 0,
+    near_negatives: int = 0,
 ) -> MatchingBatch:
     """``batch_size`` ground-truth renders of random prompts. Each gives a group of its caption then
-    captions of ``negatives`` other meanings of the same task (never a rewording of its own) and,
-    with ``image_negatives``, a group of its caption over its render then renders of that many other
-    meanings (fewer where the task has fewer)."""
+    captions of ``negatives`` other prompts (:func:`_pick`; never a rewording of its own) and, with
+    ``image_negatives``, a group of its caption over its render then renders of that many others."""
     media: list[np.ndarray] = []
     groups: list[list[tuple[int, str]]] = []
     for _ in range(batch_size):
         spec = grammar.sample_prompt(rng, modality=modality)
-        others = _other_meanings(spec)
         own = len(media)
         media.append(render.render(spec, rng))
-        groups.append([(own, spec.text), *((own, o.text) for o in _pick(rng, others, negatives))])
+        groups.append([(own, spec.text), *((own, o.text) for o in _pick(rng, spec, negatives, near_negatives))])
         if image_negatives:
             group = [(own, spec.text)]
-            for other in _pick(rng, others, image_negatives):
+            for other in _pick(rng, spec, image_negatives, near_negatives):
                 group.append((len(media), spec.text))
                 media.append(render.render(other, rng))
             groups.append(group)
@@ -199,7 +218,14 @@ def pretrain_reward_model(
         lr = _lr_at(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = caption_batch(run.rng, config.modality, config.batch_size, config.negatives, config.image_negatives)
+        batch = caption_batch(
+            run.rng,
+            config.modality,
+            config.batch_size,
+            config.negatives,
+            config.image_negatives,
+            config.near_negatives,
+        )
         scores = _scores(model, batch)
         target = torch.zeros(len(batch.groups), dtype=torch.long, device=scores.device)
         loss = F.cross_entropy(scores, target)
@@ -217,6 +243,13 @@ def pretrain_reward_model(
     summary = {}
     if not run.stopped:
         eval_rng = np.random.default_rng([config.seed, 0xCA7])
-        batch = caption_batch(eval_rng, config.modality, config.eval_renders, config.negatives, config.image_negatives)
+        batch = caption_batch(
+            eval_rng,
+            config.modality,
+            config.eval_renders,
+            config.negatives,
+            config.image_negatives,
+            config.near_negatives,
+        )
         summary["caption_accuracy"] = caption_accuracy(model, batch)
     return run.result(**summary)

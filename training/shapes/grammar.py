@@ -145,6 +145,7 @@ def _validate(spec: PromptSpec) -> None:
 
 
 _CANONICAL_RELATION = {"right of": "left of", "below": "above"}
+_OPPOSITE_RELATION = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 
 
 def meaning(spec: PromptSpec) -> tuple:
@@ -158,6 +159,55 @@ def meaning(spec: PromptSpec) -> tuple:
     elif relation in _CANONICAL_RELATION:
         objects, relation = objects[::-1], _CANONICAL_RELATION[relation]
     return (spec.task, objects, relation, spec.motion)
+
+
+def neighbours(spec: PromptSpec) -> list[PromptSpec]:
+    """Image prompts one edit away from `spec`, each asking for something else: another shape or
+    colour of one object, a count one off, the relation or the colours swapped, an object left out
+    or one more added (as NegCLIP perturbs captions into hard negatives). Video and multi-view
+    prompts change their motion, shape or colour."""
+    out: list[PromptSpec] = []
+
+    def add(task: str, objects, relation=None, motion=None) -> None:
+        try:
+            candidate = PromptSpec(task, tuple(objects), relation, motion)
+        except ValueError:
+            return  # an edit the grammar cannot say (two equal shapes, equal colours, count 5)
+        if meaning(candidate) != meaning(spec) and candidate not in out:
+            out.append(candidate)
+
+    objs, task = spec.objects, spec.task
+    shapes = SOLIDS if task == MULTIVIEW_TASK else SHAPES
+    for i, o in enumerate(objs):
+        for shape in shapes:
+            add(task, objs[:i] + (ObjectSpec(shape, o.color, o.count),) + objs[i + 1 :], spec.relation, spec.motion)
+        if o.color:
+            for colour in COLORS:
+                add(task, objs[:i] + (ObjectSpec(o.shape, colour, o.count),) + objs[i + 1 :], spec.relation, spec.motion)
+    if task == "counting":
+        o = objs[0]
+        for n in (o.count - 1, o.count + 1):
+            add(task, (ObjectSpec(o.shape, o.color, n),))
+    if task == VIDEO_TASK:
+        for motion in MOTIONS:
+            add(task, objs, motion=motion)
+    if len(objs) == 2:
+        a, b = objs
+        if a.color:
+            swapped = (ObjectSpec(a.shape, b.color), ObjectSpec(b.shape, a.color))
+            add(task, swapped, spec.relation)
+        if spec.relation:
+            add(task, objs, _OPPOSITE_RELATION[spec.relation])
+        single = "colors" if a.color else "single_object"
+        add(single, (a,))
+        add(single, (b,))
+    elif task in ("single_object", "colors"):
+        o = objs[0]
+        pair_task = "color_attr" if o.color else "two_objects"
+        for shape in SHAPES:
+            for colour in COLORS if o.color else (None,):
+                add(pair_task, (o, ObjectSpec(shape, colour)))
+    return out
 
 
 def all_specs(task: str) -> list[PromptSpec]:

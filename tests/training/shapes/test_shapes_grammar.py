@@ -159,3 +159,27 @@ def test_meaning_is_equal_exactly_for_rewordings(task):
     assert grammar.meaning(grammar.parse("a red circle left of a blue square")) == grammar.meaning(
         grammar.parse("a blue square right of a red circle")
     )
+
+
+@pytest.mark.parametrize("task", [*grammar.TASKS, grammar.VIDEO_TASK, grammar.MULTIVIEW_TASK])
+def test_neighbours_ask_for_something_else_one_edit_away(task):
+    rng = np.random.default_rng(1)
+    for spec in grammar.all_specs(task)[::7]:
+        near = grammar.neighbours(spec)
+        assert near and len({grammar.meaning(n) for n in near}) == len(near)
+        for n in near:
+            assert grammar.meaning(n) != grammar.meaning(spec)
+            assert grammar.parse(n.text) == n
+            # A render of the neighbour does not satisfy the prompt: it asks for something else.
+            assert verify.verify(spec, render.render(n, rng)).score < 1.0, (spec.text, n.text)
+    assert {n.text for n in grammar.neighbours(grammar.parse("a red circle left of a blue square"))} >= {
+        "a red circle right of a blue square",
+        "a blue circle left of a red square",
+        "a red circle",
+        "a blue square",
+        "a red triangle left of a blue square",
+    }
+    assert {n.text for n in grammar.neighbours(grammar.parse("two red circles"))} >= {
+        "one red circle",
+        "three red circles",
+    }
