@@ -178,12 +178,15 @@ def neighbours(spec: PromptSpec) -> list[PromptSpec]:
 
     objs, task = spec.objects, spec.task
     shapes = SOLIDS if task == MULTIVIEW_TASK else SHAPES
+    def replaced(i: int, new: ObjectSpec) -> tuple[ObjectSpec, ...]:
+        return objs[:i] + (new,) + objs[i + 1 :]
+
     for i, o in enumerate(objs):
         for shape in shapes:
-            add(task, objs[:i] + (ObjectSpec(shape, o.color, o.count),) + objs[i + 1 :], spec.relation, spec.motion)
+            add(task, replaced(i, ObjectSpec(shape, o.color, o.count)), spec.relation, spec.motion)
         if o.color:
             for colour in COLORS:
-                add(task, objs[:i] + (ObjectSpec(o.shape, colour, o.count),) + objs[i + 1 :], spec.relation, spec.motion)
+                add(task, replaced(i, ObjectSpec(o.shape, colour, o.count)), spec.relation, spec.motion)
     if task == "counting":
         o = objs[0]
         for n in (o.count - 1, o.count + 1):
