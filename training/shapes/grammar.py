@@ -178,6 +178,7 @@ def neighbours(spec: PromptSpec) -> list[PromptSpec]:
 
     objs, task = spec.objects, spec.task
     shapes = SOLIDS if task == MULTIVIEW_TASK else SHAPES
+
     def replaced(i: int, new: ObjectSpec) -> tuple[ObjectSpec, ...]:
         return objs[:i] + (new,) + objs[i + 1 :]
 
