@@ -47,7 +47,7 @@ DEFAULTS = {
     "data_seed": 1,
     "threads": 1,
     "no_symmetry": False,
-    "pretrain_steps": 10000,
+    "pretrain_steps": 5000,
 }
 TARGET_GAP = 0.03
 

@@ -70,11 +70,11 @@ def _pick(rng: np.random.Generator, spec: grammar.PromptSpec, k: int, near: int)
 
 @dataclass(frozen=True)
 class CaptionPretrainConfig:
-    steps: int = 10000
+    steps: int = 5000
     batch_size: int = 16
     negatives: int = 7  # other captions of the same task scored against each render's own
     image_negatives: int = 7  # renders of other prompts of the same task scored against each caption
-    near_negatives: int = 0  # of each group's negatives, this many one edit away (grammar.neighbours)
+    near_negatives: int = 3  # of each group's negatives, this many one edit away (grammar.neighbours)
     lr: float = 3e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 50
