@@ -19,8 +19,8 @@ diversity before and after (mean pairwise distance of a prompt's samples: a coll
 even when accuracy rises), the KL to the base, and the per-step training figures. Evaluation
 samples deterministically (DDIM / flow Euler, `--eval-steps`); rollouts use DDIM with eta 1 or the
 flow SDE. Where the base weights are missing a randomly initialised pipeline of the same
-architecture is used and the output says so: its samples are noise, every verifier score is 0,
-every group has zero spread and nothing is trained; that run checks plumbing and timings only.
+architecture is used and the output says so: its samples are noise, verifier scores are near 0,
+almost every group has zero spread and little is trained; that run checks plumbing and timings only.
 The last line is one JSON object.
 """
 
