@@ -10,7 +10,7 @@ against sample with the same seed. Win rate = P(trained scores higher) + 0.5 P(e
 
 The base defaults to the shipped `training/weights/shapes-image-eps`; where it is missing a randomly
 initialised pipeline of the same architecture is used and the output says so (its samples are noise,
-every verifier score is 0, so every pair is a tie or a coin flip and no win rate above 0.5 can be
+verifier scores are near 0, so nearly every pair is a tie or a coin flip and no win rate above 0.5 can be
 expected: that run checks the plumbing and the timings, not the method). Both models are sampled with
 the same deterministic sampler (DDIM or flow Euler, `--sample-steps`). The last line is one JSON object.
 """
