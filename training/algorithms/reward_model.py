@@ -35,7 +35,7 @@ from training.algorithms.reward_backbones import (
     load_reward_model,
     save_reward_model,
 )
-from training.algorithms.run import Run, StepInfo, TrainResult
+from training.algorithms.run import Run, StepInfo, TrainResult, warmup_cosine_lr
 from training.shapes import grammar, render, verify
 
 __all__ = [
@@ -228,16 +228,6 @@ def build_reward_model(config: RewardModelConfig, vocabulary: Sequence[str] | No
         else:
             backbone = ShapesBackbone(vocabulary or grammar.vocabulary(), config.backbone_spec())
         return RewardModel(backbone, config.criteria, hidden=config.hidden)
-
-
-def _lr_at(step: int, config: RewardModelConfig) -> float:
-    """Linear warm-up, then cosine decay to ``lr * min_lr_ratio`` (a pure function of the step, so
-    a resumed run needs no scheduler state)."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    span = max(1, config.steps - config.warmup_steps - 1)
-    progress = min(1.0, (step - config.warmup_steps) / span)
-    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def shift(media: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -468,7 +458,9 @@ def train_reward_model(
     for step in range(start, config.steps):
         if run.stopping():
             break
-        lr = _lr_at(step, config)
+        lr = warmup_cosine_lr(
+            step, steps=config.steps, warmup_steps=config.warmup_steps, lr=config.lr, min_lr_ratio=config.min_lr_ratio
+        )
         for group in optimizer.param_groups:
             group["lr"] = lr
         picked = run.rng.choice(len(train_idx), size=min(config.batch_size, len(train_idx)), replace=False)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from training.algorithms.reward_backbones import OVERALL, RewardModel
-from training.algorithms.run import Run, StepInfo, TrainResult
+from training.algorithms.run import Run, StepInfo, TrainResult, warmup_cosine_lr
 from training.shapes import grammar, render
 
 MODALITIES = ("image", "video", "multiview")
@@ -102,14 +102,6 @@ class CaptionPretrainConfig:
             raise ValueError("weight_decay, grad_clip, warmup_steps and checkpoint_every must be non-negative")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
-
-
-def _lr_at(step: int, config: CaptionPretrainConfig) -> float:
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    span = max(1, config.steps - config.warmup_steps - 1)
-    progress = min(1.0, (step - config.warmup_steps) / span)
-    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @dataclass(frozen=True)
@@ -215,7 +207,9 @@ def pretrain_reward_model(
     for step in range(start, config.steps):
         if run.stopping():
             break
-        lr = _lr_at(step, config)
+        lr = warmup_cosine_lr(
+            step, steps=config.steps, warmup_steps=config.warmup_steps, lr=config.lr, min_lr_ratio=config.min_lr_ratio
+        )
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = caption_batch(

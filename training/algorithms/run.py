@@ -34,6 +34,16 @@ import torch
 from training.algorithms.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 
 
+def warmup_cosine_lr(step: int, *, steps: int, warmup_steps: int, lr: float, min_lr_ratio: float) -> float:
+    """Linear warm-up, then cosine decay to ``lr * min_lr_ratio`` at the last step: a pure function
+    of the step, so a resumed run needs no scheduler state."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    span = max(1, steps - warmup_steps - 1)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return lr * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 @dataclass(frozen=True)
 class StepInfo:
     """What ``on_step`` receives after every optimisation step (``step`` counts from 1)."""

@@ -34,16 +34,6 @@ LN2_F32 = float(torch.tensor(2.0).log())  # ln 2 as float32 arithmetic gives it
 NAMES = ["shapes-image-eps", "shapes-image-flow", "shapes-video", "shapes-multiview"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The tiny models gain nothing from a second thread, and on a busy 2-core machine two OpenMP
-    # threads per process thrash (measured: 40x slower). Restored for the other modules.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _pairs(policy, n: int, seed: int = 0, prompt: str = "a red circle") -> list[PreferencePair]:
     rng = np.random.default_rng(seed)
     shape = media_shape(policy)

@@ -21,16 +21,6 @@ TINY = {"prompts_per_step": 2, "group_size": 2, "sampler_steps": 2, "timestep_fr
 METRICS = {"reward_mean", "reward_std", "policy_loss", "kl", "ratio_mean", "clipfrac", "zero_std_groups", "lr"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, busy 2-core machine two OpenMP threads wait on each other
-    at every op and the tiny models run up to 100x slower. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def brightness(media, prompts, metadata):
     """Mean pixel value in [0, 1]: a reward the tiny models can move within a few steps."""
     return np.array([m.astype(np.float64).mean() / 255.0 for m in media])

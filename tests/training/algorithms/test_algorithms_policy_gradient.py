@@ -19,17 +19,6 @@ from training.algorithms import policy_gradient as pg
 from training.algorithms.sampling import trajectory_log_prob
 from training.algorithms.steps import gaussian_log_prob
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, busy 2-core machine two OpenMP threads wait on each other
-    at every op and the tiny models run up to 100x slower. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- group advantages (GRPO) ------------------------------------------------------------------------
 
 REWARDS = [1.0, 3.0, 5.0, 2.0, 2.0, 0.0, 4.0]

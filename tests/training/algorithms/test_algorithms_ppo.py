@@ -18,16 +18,6 @@ DATA = [(p, {"spec": grammar.parse(p).to_dict()}) for p in PROMPTS]
 TINY = {"prompts_per_step": 2, "samples_per_prompt": 2, "sampler_steps": 2, "timestep_fraction": 0.5, "lora_rank": 2}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, busy 2-core machine two OpenMP threads wait on each other
-    at every op and the tiny models run up to 100x slower. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def brightness(media, prompts, metadata):
     return np.array([m.astype(np.float64).mean() / 255.0 for m in media])
 

@@ -33,16 +33,6 @@ LN2 = math.log(2.0)
 TINY = {"channels": (8, 8), "feature_dim": 16, "text_dim": 8, "hidden": 16}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # On a shared 2-core machine two intra-op threads spin against each other and other processes;
-    # one thread is several times faster here. Resume equality needs the same count in both runs.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def pairs() -> list[PreferencePair]:
     return list(pairs_from_simulated_raters(40, "image", rng=np.random.default_rng(0)).pairs)

@@ -19,14 +19,6 @@ from training.shapes import grammar, verify
 TINY = {"channels": (8, 8), "feature_dim": 16, "text_dim": 8, "hidden": 16}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("modality", ["image", "video", "multiview"])
 def test_groups_put_the_true_pairing_first_then_prompts_asking_for_something_else(modality):
     batch = caption_batch(np.random.default_rng(3), modality, 24, 6, 3, 3)

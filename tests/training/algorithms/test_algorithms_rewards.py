@@ -2,19 +2,10 @@
 
 import numpy as np
 import pytest
-import torch
 
 from training.algorithms.reward_model import RewardModelConfig, build_reward_model
 from training.algorithms.rewards import reward_model_reward, verifier_reward, weighted_reward
 from training.shapes import corrupt, grammar, render
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
