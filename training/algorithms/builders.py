@@ -62,6 +62,9 @@ class GeneratorSpec:
     flow_head_dim: int = 16
     train_timesteps: int = 1000
     flow_shift: float = 1.0
+    # Denoiser of the flow-matching image model: "transformer" (SD3Transformer2DModel) or "unet"
+    # (UNet2DConditionModel, as the epsilon model). The family comes from the scheduler either way.
+    flow_backbone: str = "transformer"
     # The model works on (pixels - pixel_shift) / pixel_scale, like a latent model's VAE scaling:
     # the shapes world's mostly black frames have a mean far from 0, which a small epsilon model
     # otherwise fails to learn at high noise (its samples drift to grey noise).
@@ -72,6 +75,8 @@ class GeneratorSpec:
     def __post_init__(self) -> None:
         if self.pixel_scale <= 0:
             raise ValueError(f"pixel_scale must be positive, got {self.pixel_scale}")
+        if self.flow_backbone not in ("transformer", "unet"):
+            raise ValueError(f"flow_backbone must be 'transformer' or 'unet', got {self.flow_backbone!r}")
 
 
 DEFAULT_SPECS = {
@@ -188,6 +193,8 @@ def build_pipeline(name: str, words: Iterable[str], *, spec: GeneratorSpec | Non
         return ShapesImagePipeline(_unet2d(spec, cross), epsilon_scheduler(spec), text_encoder, tokenizer, **pixels)
     if kind == "shapes-image-flow":
         scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=spec.train_timesteps, shift=spec.flow_shift)
+        if spec.flow_backbone == "unet":
+            return ShapesImagePipeline(_unet2d(spec, cross), scheduler, text_encoder, tokenizer, **pixels)
         return ShapesFlowPipeline(_sd3(spec, cross), scheduler, text_encoder, tokenizer, **pixels)
     if kind == "shapes-video":
         unet = _unet3d(spec, cross)

@@ -164,7 +164,8 @@ def _step_params(scheduler) -> set[str]:
 
 
 class ShapesImagePipeline(_ShapesPipeline):
-    """Epsilon-prediction pixel-space image model: ``UNet2DConditionModel`` + DDIM/DDPM scheduler."""
+    """Pixel-space image model with a ``UNet2DConditionModel``: epsilon prediction with a DDIM/DDPM
+    scheduler, or velocity prediction with ``FlowMatchEulerDiscreteScheduler`` (a flow-matching UNet)."""
 
     def __init__(self, unet, scheduler, text_encoder, tokenizer, pixel_shift: float = 0.0, pixel_scale: float = 1.0):
         super().__init__()

@@ -90,3 +90,25 @@ def test_default_sizes_fit_the_repository_budget(tmp_path):
         pipe = build_pipeline(name, words)
         sizes[name] = safetensors_bytes(save_pipeline(pipe, tmp_path / name))
     assert sum(sizes.values()) <= 25 * 1024 * 1024, sizes
+
+
+def test_flow_model_with_a_unet_backbone(tmp_path):
+    """The flow family comes from the scheduler: a UNet with the flow-matching scheduler saves, loads
+    as a flow policy, and our sampler still equals the pipeline's own loop."""
+    import dataclasses
+
+    from diffusers import FlowMatchEulerDiscreteScheduler, UNet2DConditionModel
+
+    spec = dataclasses.replace(TINY_SPECS["shapes-image-eps"], name="shapes-image-flow", flow_backbone="unet")
+    path = save_pipeline(build_pipeline("shapes-image-flow", WORDS, spec=spec), tmp_path / "flow-unet")
+    policy = load_generator(str(path))
+    assert policy.family == "flow" and policy.prediction_type == "flow"
+    assert isinstance(policy.denoiser, UNet2DConditionModel)
+    assert isinstance(policy.scheduler, FlowMatchEulerDiscreteScheduler)
+    generators = [torch.Generator().manual_seed(s) for s in (3, 4)]
+    expected = policy.pipeline(PROMPTS, num_inference_steps=2, generator=generators, guidance_scale=1.5)
+    got = generate(policy, PROMPTS, seeds=[3, 4], steps=2, guidance=1.5)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="flow_backbone"):
+        dataclasses.replace(spec, flow_backbone="dit")

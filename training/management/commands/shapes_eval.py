@@ -37,9 +37,12 @@ class Command(BaseCommand):
         parser.add_argument("--samples-per-prompt", type=int, default=4)
         parser.add_argument("--prompts-per-task", type=int, default=None, help="default: the whole eval set")
         parser.add_argument("--steps", type=int, default=20, help="sampler steps")
+        parser.add_argument(
+            "--guidance", type=float, default=1.0, help="classifier-free guidance (1: none, as rounds are generated)"
+        )
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
-    def handle(self, *args, model, samples_per_prompt, prompts_per_task, steps, json: bool, **options):
+    def handle(self, *args, model, samples_per_prompt, prompts_per_task, steps, guidance, json: bool, **options):
         from training.algorithms.loading import load_generator
         from training.algorithms.sampling import generate
         from training.shapes.evaluate import evaluate
@@ -51,16 +54,18 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot load {model!r}: {exc}") from exc
         started = time.perf_counter()
         report = evaluate(
-            lambda prompts, seeds: generate(policy, prompts, seeds=seeds, steps=steps),
+            lambda prompts, seeds: generate(policy, prompts, seeds=seeds, steps=steps, guidance=guidance),
             _MODALITY[policy.modality],
             samples_per_prompt=samples_per_prompt,
             prompts_per_task=prompts_per_task,
         )
-        report.update(model=label, steps=steps, seconds=round(time.perf_counter() - started, 1))
+        report.update(model=label, steps=steps, guidance=guidance, seconds=round(time.perf_counter() - started, 1))
         if json:
             self.stdout.write(_dumps(report))
             return
-        self.stdout.write(f"{label} ({report['modality']}, {report['samples']} samples, {steps} steps)")
+        self.stdout.write(
+            f"{label} ({report['modality']}, {report['samples']} samples, {steps} steps, guidance {guidance:g})"
+        )
         for task, row in report["tasks"].items():
             self.stdout.write(f"  {task:<14} accuracy {row['accuracy']:.3f}  mean score {row['mean_score']:.3f}")
         self.stdout.write(
