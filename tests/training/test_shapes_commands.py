@@ -32,7 +32,7 @@ def test_train_base_saves_a_checksummed_pipeline_with_its_command(tmp_path):
     assert (target / "model_index.json").is_file()
     record = json.loads((target / "training.json").read_text())
     assert record["command"] == (
-        "python manage.py shapes_train_base --model shapes-image-eps --steps 2 --batch-size 2 --seed 0"
+        "python manage.py shapes_train_base --model shapes-image-eps --steps 2 --batch-size 2 --seed 0 --threads 1"
     )
     assert record["threads"] == 1 and record["config"]["steps"] == 2
     sums = (tmp_path / "SHA256SUMS").read_text().splitlines()

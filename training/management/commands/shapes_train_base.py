@@ -112,7 +112,7 @@ class Command(BaseCommand):
                 json.dumps(
                     {
                         "command": f"python manage.py shapes_train_base --model {model} --steps {config.steps}"
-                        f" --batch-size {config.batch_size} --seed {config.seed}",
+                        f" --batch-size {config.batch_size} --seed {config.seed} --threads {torch.get_num_threads()}",
                         "config": dataclasses.asdict(config),
                         "seconds": round(seconds, 1),
                         "torch": torch.__version__,
