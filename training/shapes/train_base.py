@@ -65,7 +65,7 @@ class BaseTrainConfig:
 # target band of 25-70% verifier accuracy.
 DEFAULT_CONFIGS = {
     "shapes-image-eps": BaseTrainConfig(steps=8000, batch_size=32),
-    "shapes-image-flow": BaseTrainConfig(steps=1500, batch_size=32),
+    "shapes-image-flow": BaseTrainConfig(steps=2000, batch_size=32),
     "shapes-video": BaseTrainConfig(steps=800, batch_size=12),
     "shapes-multiview": BaseTrainConfig(steps=800, batch_size=12),
 }
