@@ -6,20 +6,11 @@ import io
 import json
 
 import pytest
-import torch
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tests.training.algorithms.tiny import TINY_SPECS, WORDS
 from training.algorithms.builders import build_pipeline, save_pipeline
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_train_base_saves_a_checksummed_pipeline_with_its_command(tmp_path):

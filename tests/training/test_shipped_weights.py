@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from training.algorithms.builders import DEFAULT_SPECS, build_pipeline, safetensors_bytes
 from training.algorithms.loading import WEIGHTS_DIR, load_generator, policy_from_pipeline
@@ -16,14 +15,6 @@ from training.shapes import grammar, verify
 from training.shapes.evaluate import eval_specs
 
 SHIPPED = ["shapes-image-eps", "shapes-image-flow"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _sums() -> dict[str, str]:

@@ -1,19 +1,10 @@
 """Tiny generators shared by the algorithm tests: built from configs, saved once per session."""
 
 import pytest
-import torch
 
 from tests.training.algorithms.tiny import TINY_SPECS, WORDS
 from training.algorithms.builders import build_pipeline, save_pipeline
 from training.algorithms.loading import load_generator
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _torch_threads():
-    # One thread: the tiny models gain nothing from two, and when anything else runs on the two
-    # cores (a Celery worker under test, a second job) two OpenMP threads each wait on the other
-    # and a step gets tens of times slower.
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
