@@ -54,7 +54,8 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     "kl_beta": (None, float, "KL weight (default 0.04 GRPO, 0.01 PPO)"),
     "clip_range": (1e-4, float, "PPO clip range of the ratio (per-dimension mean log-probs)"),
     "inner_epochs": (1, int, "passes over each step's rollouts"),
-    "timestep_fraction": (None, float, "trained share of denoising steps (default 0.7 eps, 1.0 flow)"),
+    "timestep_fraction": (None, float, "trained share of denoising steps (default 0.7 eps, 1.0 flow or windowed)"),
+    "sde_window": (0, int, "stochastic (and trained) first steps of each rollout; 0: all steps"),
     "rank": (8, int, "LoRA rank"),
     "guidance": (1.0, float, "classifier-free guidance of rollouts and evaluation"),
     "reward_model": (None, str, "PPO: learned reward model directory (default: the verifier)"),
@@ -154,7 +155,9 @@ def _config(args, algo: str, family: str):
     from training.algorithms.ppo import PPOConfig
 
     eps = family == "epsilon"
-    fraction = _option(args, "timestep_fraction") or (0.7 if eps else 1.0)
+    window = _option(args, "sde_window")
+    # with an SDE window every stochastic step is trained by default
+    fraction = _option(args, "timestep_fraction") or (0.7 if eps and not window else 1.0)
     common = {
         "steps": 1_000_000,  # the wall-time budget stops the run
         "prompts_per_step": _option(args, "prompts_per_step"),
@@ -166,6 +169,7 @@ def _config(args, algo: str, family: str):
         "timestep_fraction": fraction,
         # few-step DDIM: the last jumps have a tiny std and near-pure-noise gradients (see make_plan)
         "earliest_timesteps": eps and fraction < 1,
+        "sde_window": window,
         "lora_rank": _option(args, "rank"),
         "seed": _option(args, "seed"),
     }

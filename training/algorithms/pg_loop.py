@@ -44,6 +44,8 @@ class PolicyGradientConfig:
     ``timestep_fraction`` of the ``sampler_steps`` transitions of each sample are trained, drawn
     per sample, or the earliest (noisiest) ones with ``earliest_timesteps`` (see
     :func:`~training.algorithms.policy_gradient.make_plan` for why few-step DDIM needs it).
+    ``sde_window`` k > 0 samples stochastically only on the first k steps (deterministic after,
+    Flow-GRPO-Fast's SDE window) and trains ``timestep_fraction`` of those k.
     ``train_batch_size``/``sample_batch_size`` of 0 mean "all samples at once".
     """
 
@@ -59,6 +61,7 @@ class PolicyGradientConfig:
     kl_beta: float = 0.0
     timestep_fraction: float = 1.0
     earliest_timesteps: bool = False
+    sde_window: int = 0
     lora_rank: int = 4
     lora_alpha: float | None = None
     inner_epochs: int = 1
@@ -73,7 +76,10 @@ class PolicyGradientConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("train_batch_size", "sample_batch_size", "checkpoint_every", "kl_beta", "weight_decay"):
+        if self.sde_window > self.sampler_steps:
+            raise ValueError(f"sde_window ({self.sde_window}) exceeds sampler_steps ({self.sampler_steps})")
+        names = ("train_batch_size", "sample_batch_size", "checkpoint_every", "kl_beta", "weight_decay", "sde_window")
+        for name in names:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.eta is not None and not self.eta > 0:
@@ -95,8 +101,9 @@ class PolicyGradientConfig:
 
     @property
     def train_steps(self) -> int:
-        """Transitions trained per sample (DDPO: ``int(steps * timestep_fraction)``, at least 1)."""
-        return max(1, int(self.sampler_steps * self.timestep_fraction))
+        """Transitions trained per sample (DDPO: ``int(steps * timestep_fraction)``, at least 1), of
+        the SDE window's steps when there is one."""
+        return max(1, int((self.sde_window or self.sampler_steps) * self.timestep_fraction))
 
 
 class Stateful(Protocol):
@@ -153,6 +160,7 @@ def _step(
         guidance=config.guidance,
         batch_size=config.sample_batch_size,
         start_seeds=start_seeds,
+        sde_window=config.sde_window,
     )
     rewards = score(components.reward, traj, metadata)
     adv, kept, extra = advantages(rewards, prompts, groups)
@@ -163,6 +171,7 @@ def _step(
         train_steps=config.train_steps,
         batch_size=config.train_batch_size,
         earliest=config.earliest_timesteps,
+        window=config.sde_window,
     )
     old = old_log_probs(policy, traj, plan)
     adv_t = torch.as_tensor(adv, dtype=torch.float32, device=policy.device)

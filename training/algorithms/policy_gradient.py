@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from diffusers.utils.torch_utils import randn_tensor
 
 from training.algorithms.loading import Policy
-from training.algorithms.sampling import Trajectory, make_schedule, sample_with_logprobs, step, transition
+from training.algorithms.sampling import Trajectory, sample_with_logprobs, transition
 from training.algorithms.steps import StepOutput
 
 RewardFn = Callable[[list[np.ndarray], list[str], list[dict]], np.ndarray]
@@ -174,39 +173,6 @@ def gaussian_kl(mean: torch.Tensor, ref_mean: torch.Tensor, std: torch.Tensor) -
 # --- rollouts ---------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def _rollout_shared_start(
-    policy: Policy, prompts: list[str], *, start_seeds, seeds, steps: int, eta: float, guidance: float
-) -> Trajectory:
-    """Like ``sample_with_logprobs``, but x_T comes from ``start_seeds`` and the step noise from
-    ``seeds``: DanceGRPO's ``init_same_noise`` gives a group one x_T and different SDE noise."""
-    schedule = make_schedule(policy, steps)
-    noise_gen = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
-    with policy.eval_mode():
-        cond = policy.encode(prompts)
-        x = policy.initial_noise([torch.Generator("cpu").manual_seed(int(s)) for s in start_seeds]).float()
-        latents, log_probs = [x], []
-        for i, t in enumerate(schedule.timesteps):
-            out = policy.predict(x, t, cond, guidance=guidance)
-            noise = randn_tensor(out.shape, generator=noise_gen, device=out.device, dtype=out.dtype).float()
-            result = step(schedule, i, out, x, eta=eta, noise=noise)
-            x = result.prev_sample
-            latents.append(x)
-            log_probs.append(result.log_prob)
-        media = policy.to_media(x)
-    return Trajectory(
-        prompts=list(prompts),
-        seeds=[int(s) for s in seeds],
-        latents=torch.stack(latents, 1),
-        log_probs=torch.stack(log_probs, 1),
-        schedule=schedule,
-        eta=eta,
-        guidance=guidance,
-        cond=cond,
-        media=media,
-    )
-
-
 def rollout(
     policy: Policy,
     prompts: list[str],
@@ -217,20 +183,23 @@ def rollout(
     guidance: float,
     batch_size: int = 0,
     start_seeds: Sequence[int] | None = None,
+    sde_window: int = 0,
 ) -> Trajectory:
     """Stochastic rollouts in chunks of ``batch_size`` (0: all at once), concatenated into one
-    trajectory. ``start_seeds`` (one per sample) overrides the seed of x_T only."""
+    trajectory. ``start_seeds`` (one per sample) overrides the seed of x_T only (DanceGRPO's
+    ``init_same_noise`` gives a group one x_T and different step noise); ``sde_window`` > 0 makes
+    only the first that many steps stochastic (see :func:`sample_with_logprobs`)."""
     size = batch_size or len(prompts)
-    kwargs = {"steps": steps, "eta": eta, "guidance": guidance}
+    kwargs = {"steps": steps, "eta": eta, "guidance": guidance, "sde_window": sde_window}
     parts = []
     for lo in range(0, len(prompts), size):
         sl = slice(lo, lo + size)
-        if start_seeds is None:
-            parts.append(sample_with_logprobs(policy, prompts[sl], seeds=list(seeds[sl]), **kwargs))
-        else:
-            parts.append(
-                _rollout_shared_start(policy, prompts[sl], start_seeds=start_seeds[sl], seeds=seeds[sl], **kwargs)
-            )
+        starts = None
+        if start_seeds is not None:
+            starts = [torch.Generator("cpu").manual_seed(int(s)) for s in start_seeds[sl]]
+        parts.append(
+            sample_with_logprobs(policy, prompts[sl], seeds=list(seeds[sl]), start_generators=starts, **kwargs)
+        )
     first = parts[0]
     cond = first.cond
     for p in parts[1:]:
@@ -245,6 +214,7 @@ def rollout(
         guidance=guidance,
         cond=cond,
         media=[m for t in parts for m in t.media],
+        sde_window=sde_window,
     )
 
 
@@ -271,12 +241,20 @@ class Plan:
 
 
 def make_plan(
-    rng: np.random.Generator, samples, *, sampler_steps: int, train_steps: int, batch_size: int, earliest: bool = False
+    rng: np.random.Generator,
+    samples,
+    *,
+    sampler_steps: int,
+    train_steps: int,
+    batch_size: int,
+    earliest: bool = False,
+    window: int = 0,
 ) -> Plan:
     """Shuffle ``samples`` into batches of ``batch_size`` (0: one batch) and give each sample its
     own random ``train_steps`` of the ``sampler_steps`` steps (DDPO's per-sample timestep shuffle;
     Flow-GRPO and DanceGRPO's ``timestep_fraction``), or with ``earliest`` the first (noisiest)
-    ``train_steps``, in a random order. All randomness comes from ``rng``.
+    ``train_steps``, in a random order; with ``window`` > 0 (an SDE window) they are drawn from
+    the first ``window`` steps, the only stochastic ones. All randomness comes from ``rng``.
 
     Why ``earliest``: a step's log-prob gradient scales as 1/std, and a few-step DDIM's last jumps
     (to alpha-bar near 1) have std ~0.01, so their near-pure-noise gradients swamp the rest (on the
@@ -285,7 +263,9 @@ def make_plan(
     """
     samples = np.asarray(samples, dtype=np.int64)
     order = samples[rng.permutation(len(samples))]
-    pool = train_steps if earliest else sampler_steps
+    pool = window or (train_steps if earliest else sampler_steps)
+    if train_steps > pool or pool > sampler_steps:
+        raise ValueError(f"cannot train {train_steps} of {pool} steps (of {sampler_steps})")
     steps = np.stack([rng.permutation(pool)[:train_steps] for _ in order]) if len(order) else None
     size = batch_size or max(len(order), 1)
     chunks, chunk_steps = [], []

@@ -119,6 +119,7 @@ class Trajectory:
     guidance: float
     cond: TextCondition
     media: list[np.ndarray]
+    sde_window: int = 0  # > 0: only the first sde_window transitions are stochastic (and trainable)
 
     @property
     def timesteps(self) -> torch.Tensor:
@@ -198,21 +199,33 @@ def sample_with_logprobs(
     steps: int,
     eta: float,
     guidance: float = 1.0,
+    sde_window: int = 0,
+    start_generators: list[torch.Generator] | None = None,
 ) -> Trajectory:
-    """Stochastic rollouts recording latents and per-step log-probs (``eta``: DDIM eta or flow noise level)."""
+    """Stochastic rollouts recording latents and per-step log-probs (``eta``: DDIM eta or flow noise level).
+
+    ``sde_window`` k > 0 makes only the first k steps stochastic and the rest the plain
+    deterministic step (log-prob 0, nothing to train there): Flow-GRPO-Fast's SDE window, put at
+    the start, where the shapes world decides what is drawn where. Noise then only enters where
+    training can credit it, and the rollouts end as cleanly as the deterministic sampler's.
+    ``start_generators`` (one per sample) draw x_T instead of the seeds' generators, which then
+    draw only the step noise (DanceGRPO's shared start of a group)."""
     prompts, seeds = _check(prompts, seeds)
+    if sde_window < 0:
+        raise ValueError(f"sde_window must be >= 0, got {sde_window}")
     generators = _generators(seeds)
     schedule = make_schedule(policy, steps)
     with policy.eval_mode():
         cond = policy.encode(prompts)
-        x = policy.initial_noise(generators).float()
+        x = policy.initial_noise(start_generators or generators).float()
         latents, log_probs = [x], []
         for i, t in enumerate(schedule.timesteps):
             out = policy.predict(x, t, cond, guidance=guidance)
+            step_eta = eta if sde_window == 0 or i < sde_window else 0.0
             noise = None
-            if eta > 0:
+            if step_eta > 0:
                 noise = randn_tensor(out.shape, generator=generators, device=out.device, dtype=out.dtype).float()
-            result = step(schedule, i, out, x, eta=eta, noise=noise)
+            result = step(schedule, i, out, x, eta=step_eta, noise=noise)
             x = result.prev_sample
             latents.append(x)
             log_probs.append(result.log_prob)
@@ -227,6 +240,7 @@ def sample_with_logprobs(
         guidance=guidance,
         cond=cond,
         media=media,
+        sde_window=sde_window,
     )
 
 

@@ -15,7 +15,14 @@ from training.algorithms.loading import load_generator
 from training.algorithms.pg_loop import prepare_policy
 from training.shapes import grammar
 
-GENERATORS = ["shapes-image-eps", "shapes-image-flow", "shapes-video", "shapes-multiview"]
+GENERATORS = [
+    "shapes-image-eps",
+    "shapes-image-flow",
+    "shapes-video",
+    "shapes-multiview",
+    "shapes-video-flow",
+    "shapes-multiview-flow",
+]
 DATA = [(p, {"spec": grammar.parse(p).to_dict()}) for p in PROMPTS]
 TINY = {"prompts_per_step": 2, "group_size": 2, "sampler_steps": 2, "timestep_fraction": 0.5, "lora_rank": 2}
 METRICS = {"reward_mean", "reward_std", "policy_loss", "kl", "ratio_mean", "clipfrac", "zero_std_groups", "lr"}
@@ -37,7 +44,16 @@ def lora_state(policy) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"steps": 0}, {"group_size": 1}, {"timestep_fraction": 0.0}, {"eta": 0.0}, {"clip_range": 0}, {"kl_beta": -1}],
+    [
+        {"steps": 0},
+        {"group_size": 1},
+        {"timestep_fraction": 0.0},
+        {"eta": 0.0},
+        {"clip_range": 0},
+        {"kl_beta": -1},
+        {"sde_window": -1},
+        {"sde_window": 11, "sampler_steps": 10},
+    ],
 )
 def test_config_is_validated(kwargs):
     with pytest.raises(ValueError):
@@ -48,6 +64,7 @@ def test_defaults():
     config = GRPOConfig(sampler_steps=10, timestep_fraction=0.6)
     assert config.train_steps == 6 and config.eta_for("flow") == 0.7 and config.eta_for("epsilon") == 1.0
     assert GRPOConfig(eta=0.3).eta_for("flow") == 0.3
+    assert GRPOConfig(sampler_steps=10, sde_window=4, timestep_fraction=0.5).train_steps == 2
 
 
 @pytest.mark.parametrize("name", GENERATORS)
@@ -181,3 +198,25 @@ def test_reward_rises_on_a_reward_the_tiny_model_can_move(saved_generators):
     rewards = [h["reward_mean"] for h in result.history]
     assert np.mean(rewards[-3:]) > np.mean(rewards[:2]) + 0.05, rewards
     assert result.metrics["kl"] > 0  # the policy moved away from the reference
+
+
+def test_sde_window_trains_only_its_steps_and_still_learns(saved_generators):
+    """With an SDE window of 2 of 4 steps the rollouts end deterministically; the reward still rises."""
+    policy = fresh(saved_generators, "shapes-image-flow")
+    config = GRPOConfig(
+        steps=10,
+        prompts_per_step=2,
+        group_size=4,
+        sampler_steps=4,
+        sde_window=2,
+        learning_rate=3e-2,
+        clip_range=0.2,
+        inner_epochs=2,
+        kl_beta=0.0,
+        lora_rank=4,
+    )
+    assert config.train_steps == 2
+    result = train_grpo(config, pg.RLComponents(policy, brightness), DATA, run_dir=None)
+    rewards = [h["reward_mean"] for h in result.history]
+    assert result.history[0]["ratio_dev_first"] == 0.0
+    assert np.mean(rewards[-3:]) > np.mean(rewards[:2]) + 0.05, rewards

@@ -22,10 +22,13 @@ EXPECTED = {
     "shapes-image-flow": ("flow", "image", 1, (16, 16, 3)),
     "shapes-video": ("epsilon", "video", 3, (3, 8, 8, 3)),
     "shapes-multiview": ("epsilon", "views", 4, (4, 8, 8, 3)),
+    "shapes-video-flow": ("flow", "video", 3, (3, 8, 8, 3)),
+    "shapes-multiview-flow": ("flow", "views", 4, (4, 8, 8, 3)),
 }
+FLOW_3D = ["shapes-video-flow", "shapes-multiview-flow"]
 
 
-@pytest.mark.parametrize("name", BUILTIN_NAMES)
+@pytest.mark.parametrize("name", [*BUILTIN_NAMES, *FLOW_3D])
 def test_saved_pipeline_loads_and_generates_uint8(name, saved_generators, policies):
     index = json.loads((saved_generators[name] / "model_index.json").read_text())
     assert index["_class_name"].startswith("Shapes")
@@ -38,7 +41,7 @@ def test_saved_pipeline_loads_and_generates_uint8(name, saved_generators, polici
     assert all(m.dtype == np.uint8 and m.shape == shape for m in media)
 
 
-@pytest.mark.parametrize("name", BUILTIN_NAMES)
+@pytest.mark.parametrize("name", [*BUILTIN_NAMES, *FLOW_3D])
 def test_generate_matches_the_plain_pipeline_call(name, policies):
     """Our sampler does the same work as the pipeline's own diffusers loop (the benchmark baseline)."""
     policy = policies[name]

@@ -160,6 +160,12 @@ def test_make_plan():
         np.random.default_rng(1), range(6), sampler_steps=10, train_steps=3, batch_size=0, earliest=True
     )
     assert all(sorted(row) == [0, 1, 2] for row in early.steps[0].tolist())
+    window = pg.make_plan(np.random.default_rng(2), range(8), sampler_steps=10, train_steps=2, batch_size=0, window=4)
+    rows = window.steps[0].tolist()
+    assert all(len(set(row)) == 2 and all(0 <= s < 4 for s in row) for row in rows)
+    assert len({s for row in rows for s in row}) > 2  # drawn from the whole window, not its first two
+    with pytest.raises(ValueError, match="cannot train 5 of 4"):
+        pg.make_plan(np.random.default_rng(0), range(2), sampler_steps=10, train_steps=5, batch_size=0, window=4)
 
 
 def test_one_clipped_update_moves_a_gaussian_policy_toward_the_reward():

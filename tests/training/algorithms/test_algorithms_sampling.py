@@ -102,7 +102,7 @@ def test_flow_step_without_noise_equals_the_euler_scheduler():
 
 # --- whole samplers on the tiny generators ----------------------------------------------------------
 
-FAMILIES = ["shapes-image-eps", "shapes-image-flow"]
+FAMILIES = ["shapes-image-eps", "shapes-image-flow", "shapes-video-flow", "shapes-multiview-flow"]
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -124,7 +124,14 @@ def test_ddim_rollouts_match_diffusers_ddim_with_the_same_noise(policies):
     assert torch.allclose(traj.latents[:, -1], plain, atol=1e-5)
 
 
-ROLLOUTS = [("shapes-image-eps", 1.0), ("shapes-image-flow", 0.7), ("shapes-video", 0.5), ("shapes-multiview", 1.0)]
+ROLLOUTS = [
+    ("shapes-image-eps", 1.0),
+    ("shapes-image-flow", 0.7),
+    ("shapes-video", 0.5),
+    ("shapes-multiview", 1.0),
+    ("shapes-video-flow", 0.7),
+    ("shapes-multiview-flow", 0.7),
+]
 
 
 @pytest.mark.parametrize(("name", "eta"), ROLLOUTS)
@@ -144,6 +151,29 @@ def test_recomputed_log_probs_equal_the_recorded_ones(name, eta, policies):
     different = sample_with_logprobs(policy, PROMPTS, seeds=[1, 3], steps=3, eta=eta, guidance=2.0)
     assert torch.equal(different.latents[0], traj.latents[0])
     assert not torch.equal(different.latents[1], traj.latents[1])
+
+
+@pytest.mark.parametrize(("name", "eta"), [("shapes-image-eps", 1.0), ("shapes-image-flow", 0.7)])
+def test_sde_window_is_stochastic_only_on_its_steps(name, eta, policies):
+    """Window k: the first k steps draw noise and have log-probs; the rest are the plain
+    deterministic step (log-prob 0) from where the window left off."""
+    policy = policies[name]
+    kwargs = {"seeds": [1, 2], "steps": 4, "eta": eta, "guidance": 2.0}
+    traj = sample_with_logprobs(policy, PROMPTS, sde_window=2, **kwargs)
+    assert traj.sde_window == 2
+    assert (traj.log_probs[:, :2] != 0).all() and torch.equal(traj.log_probs[:, 2:], torch.zeros(2, 2))
+    full = sample_with_logprobs(policy, PROMPTS, **kwargs)
+    torch.testing.assert_close(traj.latents[:, :3], full.latents[:, :3], atol=0, rtol=0)  # same noise in the window
+    with torch.no_grad():
+        for i in (2, 3):
+            out = transition(
+                policy, traj.schedule, i, traj.latents[:, i], traj.latents[:, i + 1], traj.cond, eta=0.0, guidance=2.0
+            )
+            torch.testing.assert_close(out.mean, traj.latents[:, i + 1], atol=1e-6, rtol=0)
+        torch.testing.assert_close(trajectory_log_prob(policy, traj, 1), traj.log_probs[:, 1], atol=1e-5, rtol=0)
+    assert torch.equal(sample_with_logprobs(policy, PROMPTS, sde_window=4, **kwargs).latents, full.latents)
+    with pytest.raises(ValueError, match="sde_window"):
+        sample_with_logprobs(policy, PROMPTS, sde_window=-1, **kwargs)
 
 
 def test_transition_log_prob_is_differentiable(policies):

@@ -17,6 +17,14 @@ TINY_SPECS = {
     "shapes-multiview": GeneratorSpec(
         "shapes-multiview", resolution=8, channels=(16, 16), heads=2, frames=4, text=_TEXT
     ),
+    # The shipped video and multi-view models are flow-matching; the keys above keep the epsilon path
+    # of the same architectures tested.
+    "shapes-video-flow": GeneratorSpec(
+        "shapes-video", resolution=8, channels=(16, 16), heads=2, frames=3, family="flow", flow_shift=4.0, text=_TEXT
+    ),
+    "shapes-multiview-flow": GeneratorSpec(
+        "shapes-multiview", resolution=8, channels=(16, 16), heads=2, frames=4, family="flow", text=_TEXT
+    ),
 }
 
 
