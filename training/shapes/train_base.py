@@ -67,7 +67,7 @@ DEFAULT_CONFIGS = {
     "shapes-image-eps": BaseTrainConfig(steps=8000, batch_size=32),
     "shapes-image-flow": BaseTrainConfig(steps=2000, batch_size=32),
     "shapes-video": BaseTrainConfig(steps=800, batch_size=12),
-    "shapes-multiview": BaseTrainConfig(steps=800, batch_size=12),
+    "shapes-multiview": BaseTrainConfig(steps=1000, batch_size=12),
 }
 
 
