@@ -56,6 +56,7 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     "inner_epochs": (1, int, "passes over each step's rollouts"),
     "timestep_fraction": (None, float, "trained share of denoising steps (default 0.7 eps, 1.0 flow or windowed)"),
     "sde_window": (0, int, "stochastic (and trained) first steps of each rollout; 0: all steps"),
+    "same_start": (0, int, "GRPO: 1 gives a group one x_T, so rewards differ only by the trained noise"),
     "rank": (8, int, "LoRA rank"),
     "guidance": (1.0, float, "classifier-free guidance of rollouts and evaluation"),
     "reward_model": (None, str, "PPO: learned reward model directory (default: the verifier)"),
@@ -176,7 +177,8 @@ def _config(args, algo: str, family: str):
     if _option(args, "kl_beta") is not None:
         common["kl_beta"] = _option(args, "kl_beta")
     if algo == "grpo":
-        return GRPOConfig(group_size=_option(args, "group_size"), **common)
+        same = bool(_option(args, "same_start"))
+        return GRPOConfig(group_size=_option(args, "group_size"), same_initial_noise=same, **common)
     return PPOConfig(samples_per_prompt=_option(args, "group_size"), **common)
 
 
