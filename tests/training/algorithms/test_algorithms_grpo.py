@@ -25,6 +25,18 @@ GENERATORS = [
 ]
 DATA = [(p, {"spec": grammar.parse(p).to_dict()}) for p in PROMPTS]
 TINY = {"prompts_per_step": 2, "group_size": 2, "sampler_steps": 2, "timestep_fraction": 0.5, "lora_rank": 2}
+# Settings under which the tiny flow model learns the brightness reward within 10 steps.
+LEARNS = {
+    "steps": 10,
+    "prompts_per_step": 2,
+    "group_size": 4,
+    "sampler_steps": 4,
+    "learning_rate": 3e-2,
+    "clip_range": 0.2,
+    "inner_epochs": 2,
+    "kl_beta": 0.0,
+    "lora_rank": 4,
+}
 METRICS = {"reward_mean", "reward_std", "policy_loss", "kl", "ratio_mean", "clipfrac", "zero_std_groups", "lr"}
 
 
@@ -183,17 +195,7 @@ def test_groups_without_reward_spread_are_dropped(saved_generators, tmp_path):
 
 def test_reward_rises_on_a_reward_the_tiny_model_can_move(saved_generators):
     policy = fresh(saved_generators, "shapes-image-flow")
-    config = GRPOConfig(
-        steps=10,
-        prompts_per_step=2,
-        group_size=4,
-        sampler_steps=4,
-        learning_rate=3e-2,
-        clip_range=0.2,
-        inner_epochs=2,
-        kl_beta=0.0,
-        lora_rank=4,
-    )
+    config = GRPOConfig(**LEARNS)
     result = train_grpo(config, pg.RLComponents(policy, brightness), DATA, run_dir=None)
     rewards = [h["reward_mean"] for h in result.history]
     assert np.mean(rewards[-3:]) > np.mean(rewards[:2]) + 0.05, rewards
@@ -203,18 +205,7 @@ def test_reward_rises_on_a_reward_the_tiny_model_can_move(saved_generators):
 def test_sde_window_trains_only_its_steps_and_still_learns(saved_generators):
     """With an SDE window of 2 of 4 steps the rollouts end deterministically; the reward still rises."""
     policy = fresh(saved_generators, "shapes-image-flow")
-    config = GRPOConfig(
-        steps=10,
-        prompts_per_step=2,
-        group_size=4,
-        sampler_steps=4,
-        sde_window=2,
-        learning_rate=3e-2,
-        clip_range=0.2,
-        inner_epochs=2,
-        kl_beta=0.0,
-        lora_rank=4,
-    )
+    config = GRPOConfig(sde_window=2, **LEARNS)
     assert config.train_steps == 2
     result = train_grpo(config, pg.RLComponents(policy, brightness), DATA, run_dir=None)
     rewards = [h["reward_mean"] for h in result.history]
