@@ -62,6 +62,7 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     "reward_model": (None, str, "PPO: learned reward model directory (default: the verifier)"),
     "seed": (0, int, "seed of prompts, rollouts and the adapter"),
     "threads": (0, int, "torch threads (0: leave torch's default)"),
+    "device": ("cpu", str, "where the policy runs: cpu or cuda (rewards and the verifier stay on the CPU)"),
 }
 
 
@@ -85,7 +86,7 @@ def _builtin(modality: str, family: str) -> str:
     return f"shapes-{modality}"
 
 
-def _load_base(path: str | None, modality: str, family: str):
+def _load_base(path: str | None, modality: str, family: str, device: str = "cpu"):
     """(policy, description): the given or shipped base, else a random pipeline of the same architecture."""
     import torch
 
@@ -94,11 +95,11 @@ def _load_base(path: str | None, modality: str, family: str):
     from training.shapes import grammar
 
     if path is not None:
-        return load_generator(str(path)), str(path)
+        return load_generator(str(path), device=device), str(path)
     name = _builtin(modality, family)
     if (WEIGHTS / name / "model_index.json").is_file():
-        return load_generator(str(WEIGHTS / name)), f"shipped training/weights/{name}"
-    pipe = build_pipeline(name, grammar.vocabulary(), seed=0)
+        return load_generator(str(WEIGHTS / name), device=device), f"shipped training/weights/{name}"
+    pipe = build_pipeline(name, grammar.vocabulary(), seed=0).to(device)
     for module in pipe.components.values():
         if isinstance(module, torch.nn.Module):
             module.eval().requires_grad_(False)
@@ -267,7 +268,9 @@ def run(args) -> dict:
     if _option(args, "threads"):
         torch.set_num_threads(_option(args, "threads"))
     started = time.perf_counter()
-    policy, base_note = _load_base(_option(args, "base"), _option(args, "modality"), _option(args, "family"))
+    policy, base_note = _load_base(
+        _option(args, "base"), _option(args, "modality"), _option(args, "family"), _option(args, "device")
+    )
     modality = MODALITY[policy.modality]
     cap = _eval_cap(args, modality)
     train_specs, eval_specs, held_out = _prompts(modality, cap)
@@ -305,6 +308,7 @@ def run(args) -> dict:
         "modality": modality,
         "family": policy.family,
         "reward": reward_note,
+        "device": str(policy.device),
         "config": config.to_dict(),
         "held_out": {
             "held_out": held_out,

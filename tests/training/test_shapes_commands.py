@@ -25,7 +25,7 @@ def test_train_base_saves_a_checksummed_pipeline_with_its_command(tmp_path):
     assert record["command"] == (
         "python manage.py shapes_train_base --model shapes-image-eps --steps 2 --batch-size 2 --seed 0 --threads 1"
     )
-    assert record["threads"] == 1 and record["config"]["steps"] == 2
+    assert record["threads"] == 1 and record["config"]["steps"] == 2 and record["device"] == "cpu"
     sums = (tmp_path / "SHA256SUMS").read_text().splitlines()
     files = sorted(target.rglob("*.safetensors"))
     assert len(sums) == len(files) >= 2
@@ -39,6 +39,13 @@ def test_train_base_saves_a_checksummed_pipeline_with_its_command(tmp_path):
 def test_train_base_refuses_an_unknown_model(tmp_path):
     with pytest.raises(CommandError, match="Unknown model 'shapes-audio'"):
         call_command("shapes_train_base", "--model", "shapes-audio", "--out", str(tmp_path))
+
+
+def test_train_base_refuses_a_device_it_cannot_use_before_training(tmp_path):
+    out = tmp_path / "weights"
+    with pytest.raises(CommandError, match="Cannot train on device 'tpu:7'"):
+        call_command("shapes_train_base", "--model", "shapes-image-eps", "--device", "tpu:7", "--out", str(out))
+    assert not out.exists()
 
 
 def test_eval_prints_accuracy_per_task_as_json(tmp_path):

@@ -150,8 +150,14 @@ def train_base(
     checkpoint_every: int = 0,
     should_stop: Callable[[], bool] | None = None,
     spec=None,
+    device: str | torch.device = "cpu",
 ):
-    """Train built-in generator `name` from scratch; returns the trained pipeline (CPU, fp32)."""
+    """Train built-in generator `name` from scratch; returns the trained pipeline (fp32, on CPU).
+
+    ``device`` is where the networks train ("cuda" on a GPU machine). Data and noise are drawn on
+    the CPU from the seeded generators whatever the device, so a GPU run sees the same batches as a
+    CPU run; its weights differ by floating-point rounding, which compounds over training, so the
+    two runs are alike in quality but not bitwise equal."""
     if name not in MODALITY:
         raise ValueError(f"unknown built-in generator {name!r}; expected one of {', '.join(MODALITY)}")
     torch.manual_seed(config.seed)
@@ -161,6 +167,8 @@ def train_base(
     shift, scale = pixel_stats(name, spec.frames)
     spec = dataclasses.replace(spec, pixel_shift=shift, pixel_scale=scale)
     pipe = build_pipeline(name, grammar.vocabulary(), spec=spec, seed=config.seed)
+    device = torch.device(device)
+    pipe.to(device)
     policy = policy_from_pipeline(pipe)
     frames = spec.frames
     modules = [policy.denoiser, policy.text_encoder]
@@ -172,7 +180,7 @@ def train_base(
     ema = _EMA(params, config.ema_decay)
     alphas = None
     if policy.family == "epsilon":
-        alphas = policy.training_scheduler().alphas_cumprod.float()
+        alphas = policy.training_scheduler().alphas_cumprod.float().to(device)
     n_train = policy.scheduler.config.num_train_timesteps
     shift_sigma = float(policy.scheduler.config.get("shift", 1.0)) if policy.family == "flow" else 1.0
 
@@ -189,17 +197,18 @@ def train_base(
             truncation=True,
             max_length=policy.tokenizer.model_max_length,
             return_tensors="pt",
-        ).input_ids
+        ).input_ids.to(device)
         text = policy.text_encoder(ids)
-        noise = torch.randn(x0.shape, generator=noise_gen)
+        noise = torch.randn(x0.shape, generator=noise_gen).to(device)
+        x0 = x0.to(device)
         shape = (-1,) + (1,) * (x0.ndim - 1)
         if policy.family == "epsilon":
-            t = torch.randint(0, n_train, (x0.shape[0],), generator=noise_gen)
+            t = torch.randint(0, n_train, (x0.shape[0],), generator=noise_gen).to(device)
             abar = alphas[t].reshape(shape)
             x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
             target, timestep = noise, t
         else:
-            s = shifted(torch.rand(x0.shape[0], generator=noise_gen), shift_sigma)
+            s = shifted(torch.rand(x0.shape[0], generator=noise_gen), shift_sigma).to(device)
             x_t = (1 - s.reshape(shape)) * x0 + s.reshape(shape) * noise
             target, timestep = noise - x0, s * n_train
         out = denoiser_forward(
@@ -230,7 +239,7 @@ def train_base(
     ema.copy_to_params()
     for module in modules:
         module.eval().requires_grad_(False)
-    return pipe
+    return pipe.to("cpu")
 
 
 def timed(fn, *args, **kwargs):

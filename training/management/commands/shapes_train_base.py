@@ -36,6 +36,14 @@ def record_sums(directory: Path) -> None:
     sums_path.write_text("\n".join(sorted(kept + new, key=lambda x: x.split("  ", 1)[-1])) + "\n")
 
 
+def _device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return device
+
+
 class Command(BaseCommand):
     help = "Train a built-in shapes generator from rendered data and save it under training/weights/."
 
@@ -48,6 +56,7 @@ class Command(BaseCommand):
         parser.add_argument("--eval-every", type=int, default=0, help="quick verifier evaluation every K steps")
         parser.add_argument("--keep-checkpoints", action="store_true", help="save <model>@<step> at each evaluation")
         parser.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+        parser.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:1 ...")
 
     def handle(self, *args, model, steps, batch_size, seed, out, eval_every, keep_checkpoints, threads, **options):
         import dataclasses
@@ -64,6 +73,11 @@ class Command(BaseCommand):
             raise CommandError(f"Unknown model {model!r}; choose one of {', '.join(DEFAULT_CONFIGS)}.")
         if threads:
             torch.set_num_threads(threads)
+        device = options["device"]
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as exc:
+            raise CommandError(f"Cannot train on device {device!r}: {exc}") from exc
         config = DEFAULT_CONFIGS[model]
         changes = {k: v for k, v in {"steps": steps, "batch_size": batch_size, "seed": seed}.items() if v is not None}
         config = dataclasses.replace(config, **changes)
@@ -101,6 +115,7 @@ class Command(BaseCommand):
             on_step=on_step,
             on_checkpoint=on_checkpoint if eval_every else None,
             checkpoint_every=eval_every,
+            device=device,
         )
         seconds = time.perf_counter() - started
         target = out_dir / model
@@ -112,11 +127,13 @@ class Command(BaseCommand):
                 json.dumps(
                     {
                         "command": f"python manage.py shapes_train_base --model {model} --steps {config.steps}"
-                        f" --batch-size {config.batch_size} --seed {config.seed} --threads {torch.get_num_threads()}",
+                        f" --batch-size {config.batch_size} --seed {config.seed} --threads {torch.get_num_threads()}"
+                        + (f" --device {device}" if device != "cpu" else ""),
                         "config": dataclasses.asdict(config),
                         "seconds": round(seconds, 1),
                         "torch": torch.__version__,
                         "threads": torch.get_num_threads(),
+                        "device": _device_name(device),
                     },
                     indent=2,
                 )
