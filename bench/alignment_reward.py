@@ -48,6 +48,7 @@ DEFAULTS = {
     "threads": 1,
     "no_symmetry": False,
     "pretrain_steps": 5000,
+    "save": None,
 }
 TARGET_GAP = 0.03
 
@@ -70,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULTS["pretrain_steps"],
         help="caption-matching pre-training steps before the judgments (0: from scratch)",
     )
+    parser.add_argument("--save", default=None, help="save the trained model here (for PPO)")
     parser.add_argument("--json", action="store_true")
 
 
@@ -135,6 +137,11 @@ def run(args) -> dict:
     start = time.perf_counter()
     result = train_reward_model(config, model, list(sim.pairs))
     train_s = time.perf_counter() - start
+    saved = _opt(args, "save")
+    if saved:
+        from training.algorithms.reward_model import save_reward_model
+
+        save_reward_model(model, saved)
     _, held = split_indices(len(sim.pairs), config.held_out_fraction, config.seed)
     summary = result.summary
     ceiling = sim.bayes_accuracy(held)
@@ -158,6 +165,7 @@ def run(args) -> dict:
         "pretrain": pretrain,
         "data_seconds": round(data_s, 1),
         "train_seconds": round(train_s, 1),
+        "saved": saved or None,
         "config": {
             "modality": _opt(args, "modality"),
             "task": _opt(args, "task"),
