@@ -86,6 +86,7 @@ class Policy:
     tokenizer: Any = None
     vae: torch.nn.Module | None = None
     view_conditioned: bool = False
+    frame_conditioned: bool = False
     pipeline: DiffusionPipeline | None = None
     source: str = ""
     adapter: str | None = None
@@ -154,7 +155,13 @@ class Policy:
 
     def _forward(self, x: torch.Tensor, t, cond: TextCondition) -> torch.Tensor:
         return denoiser_forward(
-            self.denoiser, x.to(self.dtype), t, cond.embeds, cond.pooled, view_conditioned=self.view_conditioned
+            self.denoiser,
+            x.to(self.dtype),
+            t,
+            cond.embeds,
+            cond.pooled,
+            view_conditioned=self.view_conditioned,
+            frame_conditioned=self.frame_conditioned,
         )
 
     # --- schedulers, noise, decoding -------------------------------------------------------------
@@ -273,6 +280,7 @@ def policy_from_pipeline(pipe: DiffusionPipeline, *, source: str = "", frames: i
         tokenizer=getattr(pipe, "tokenizer", None),
         vae=getattr(pipe, "vae", None),
         view_conditioned=bool(getattr(pipe, "view_conditioned", False)),
+        frame_conditioned=bool(getattr(pipe, "frame_conditioned", False)),
         pipeline=pipe,
         source=source,
     )

@@ -37,6 +37,20 @@ def view_condition(batch: int, num_views: int, height: int, width: int, *, devic
     return cond.to(device=device, dtype=dtype or torch.float32)
 
 
+def frame_condition(batch: int, num_frames: int, height: int, width: int, *, device=None, dtype=None) -> torch.Tensor:
+    """Constant channels telling each frame of a clip when it is: ``(B, 2, T, H, W)``.
+
+    Frame ``k`` of ``T`` is at angle ``pi*k/(T-1)`` on a half circle (so the first and last frames
+    stay apart); its two channels hold ``sin`` and ``cos`` of that angle. Without them each frame's
+    spatial layers cannot tell where in the clip they are, and only the temporal layers (which do
+    not see the prompt) know the order, so a motion word like "left" binds very slowly.
+    """
+    angles = torch.arange(num_frames, dtype=torch.float32) * (math.pi / max(num_frames - 1, 1))
+    cond = torch.stack([angles.sin(), angles.cos()])  # (2, T)
+    cond = cond[None, :, :, None, None].expand(batch, VIEW_CHANNELS, num_frames, height, width)
+    return cond.to(device=device, dtype=dtype or torch.float32)
+
+
 def denoiser_forward(
     denoiser: torch.nn.Module,
     sample: torch.Tensor,
@@ -45,11 +59,13 @@ def denoiser_forward(
     pooled_embeds: torch.Tensor | None = None,
     *,
     view_conditioned: bool = False,
+    frame_conditioned: bool = False,
 ) -> torch.Tensor:
     """One forward pass of a UNet2D/UNet3D/SD3 transformer, returning its raw prediction.
 
     ``timestep`` is broadcast to the batch. SD3 transformers also take the pooled text embedding;
-    view-conditioned 3D UNets get :func:`view_condition` channels appended to their input.
+    view-conditioned 3D UNets get :func:`view_condition` channels appended to their input,
+    frame-conditioned ones :func:`frame_condition` channels.
     """
     batch = sample.shape[0]
     t = timestep if torch.is_tensor(timestep) else torch.tensor(timestep)
@@ -62,9 +78,10 @@ def denoiser_forward(
             pooled_projections=pooled_embeds,
             return_dict=False,
         )[0]
-    if view_conditioned:
-        _, _, views, height, width = sample.shape
-        cond = view_condition(batch, views, height, width, device=sample.device, dtype=sample.dtype)
+    if view_conditioned or frame_conditioned:
+        _, _, frames, height, width = sample.shape
+        make = view_condition if view_conditioned else frame_condition
+        cond = make(batch, frames, height, width, device=sample.device, dtype=sample.dtype)
         sample = torch.cat([sample, cond], dim=1)
     return denoiser(sample, t, encoder_hidden_states=prompt_embeds, return_dict=False)[0]
 
@@ -84,6 +101,12 @@ class _ShapesPipeline(DiffusionPipeline):
 
     denoiser_name = "unet"
     view_conditioned = False
+
+    @property
+    def frame_conditioned(self) -> bool:
+        """A video denoiser taking :func:`frame_condition` channels (its input is wider than its output)."""
+        config = self.denoiser.config
+        return not self.view_conditioned and config.in_channels > getattr(config, "out_channels", config.in_channels)
 
     @property
     def denoiser(self) -> torch.nn.Module:
@@ -151,6 +174,7 @@ class _ShapesPipeline(DiffusionPipeline):
                 embeds.to(dtype),
                 pooled.to(dtype),
                 view_conditioned=self.view_conditioned,
+                frame_conditioned=self.frame_conditioned,
             )
             if guidance_scale != 1.0:
                 uncond, cond = out.chunk(2)
@@ -189,7 +213,9 @@ class ShapesFlowPipeline(_ShapesPipeline):
 
 
 class ShapesVideoPipeline(_ShapesPipeline):
-    """Epsilon-prediction pixel-space video model: ``UNet3DConditionModel`` over ``num_frames`` frames."""
+    """Pixel-space video model: ``UNet3DConditionModel`` over ``num_frames`` frames (epsilon or flow
+    matching, by its scheduler); a UNet with two more input than output channels is frame-conditioned
+    (:func:`frame_condition`)."""
 
     def __init__(
         self,

@@ -218,6 +218,7 @@ def train_base(
             text.last_hidden_state,
             text.pooler_output,
             view_conditioned=policy.view_conditioned,
+            frame_conditioned=policy.frame_conditioned,
         )
         loss = torch.nn.functional.mse_loss(out.float(), target)
         optimizer.zero_grad(set_to_none=True)

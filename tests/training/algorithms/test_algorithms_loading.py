@@ -115,3 +115,28 @@ def test_flow_model_with_a_unet_backbone(tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="flow_backbone"):
         dataclasses.replace(spec, flow_backbone="dit")
+
+
+def test_frame_conditioning_tells_each_frame_its_time(policies):
+    """Video frames get two channels, sin and cos of pi*k/(T-1): frame 0 at (0, 1), the middle of
+    five at (1, 0), the last at (0, -1); the denoiser sees exactly those channels after the sample."""
+    from training.algorithms.pipelines import denoiser_forward, frame_condition
+
+    cond = frame_condition(2, 5, 3, 4)
+    assert cond.shape == (2, 2, 5, 3, 4)
+    torch.testing.assert_close(cond[0, :, 0, 0, 0], torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(cond[0, :, 2, 1, 1], torch.tensor([1.0, 0.0]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(cond[1, :, 4, 2, 3], torch.tensor([0.0, -1.0]), atol=1e-6, rtol=0)
+    policy = policies["shapes-video-flow"]
+    assert policy.frame_conditioned and not policy.view_conditioned
+    assert policy.denoiser.config.in_channels == 5 and policy.modality == "video"
+    assert not policies["shapes-video"].frame_conditioned and not policies["shapes-multiview"].frame_conditioned
+    x = torch.randn(1, 3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([500])
+    embeds = policy.encode(["a red circle"]).embeds
+    with torch.no_grad():
+        got = denoiser_forward(policy.denoiser, x, t, embeds, frame_conditioned=True)
+        want = policy.denoiser(
+            torch.cat([x, frame_condition(1, 3, 8, 8)], dim=1), t, encoder_hidden_states=embeds, return_dict=False
+        )[0]
+    torch.testing.assert_close(got, want, rtol=0, atol=0)

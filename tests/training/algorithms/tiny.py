@@ -20,7 +20,15 @@ TINY_SPECS = {
     # The shipped video and multi-view models are flow-matching; the keys above keep the epsilon path
     # of the same architectures tested.
     "shapes-video-flow": GeneratorSpec(
-        "shapes-video", resolution=8, channels=(16, 16), heads=2, frames=3, family="flow", flow_shift=4.0, text=_TEXT
+        "shapes-video",
+        resolution=8,
+        channels=(16, 16),
+        heads=2,
+        frames=3,
+        family="flow",
+        flow_shift=4.0,
+        frame_conditioned=True,
+        text=_TEXT,
     ),
     "shapes-multiview-flow": GeneratorSpec(
         "shapes-multiview", resolution=8, channels=(16, 16), heads=2, frames=4, family="flow", text=_TEXT
