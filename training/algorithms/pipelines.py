@@ -24,6 +24,13 @@ from diffusers.utils.torch_utils import randn_tensor
 VIEW_CHANNELS = 2  # sin and cos of the view's angle on the ring
 
 
+def _angle_channels(angles: torch.Tensor, batch: int, height: int, width: int, device, dtype) -> torch.Tensor:
+    """``(B, 2, len(angles), H, W)``: sin and cos of each frame's angle, constant over the frame."""
+    cond = torch.stack([angles.sin(), angles.cos()])  # (2, T)
+    cond = cond[None, :, :, None, None].expand(batch, VIEW_CHANNELS, len(angles), height, width)
+    return cond.to(device=device, dtype=dtype or torch.float32)
+
+
 def view_condition(batch: int, num_views: int, height: int, width: int, *, device=None, dtype=None) -> torch.Tensor:
     """Constant channels telling each view of a ring where it sits: ``(B, 2, V, H, W)``.
 
@@ -32,9 +39,7 @@ def view_condition(batch: int, num_views: int, height: int, width: int, *, devic
     denoiser knows the order of the ring (a 3D UNet's temporal attention alone does not).
     """
     angles = torch.arange(num_views, dtype=torch.float32) * (2 * math.pi / num_views)
-    cond = torch.stack([angles.sin(), angles.cos()])  # (2, V)
-    cond = cond[None, :, :, None, None].expand(batch, VIEW_CHANNELS, num_views, height, width)
-    return cond.to(device=device, dtype=dtype or torch.float32)
+    return _angle_channels(angles, batch, height, width, device, dtype)
 
 
 def frame_condition(batch: int, num_frames: int, height: int, width: int, *, device=None, dtype=None) -> torch.Tensor:
@@ -46,9 +51,7 @@ def frame_condition(batch: int, num_frames: int, height: int, width: int, *, dev
     not see the prompt) know the order, so a motion word like "left" binds very slowly.
     """
     angles = torch.arange(num_frames, dtype=torch.float32) * (math.pi / max(num_frames - 1, 1))
-    cond = torch.stack([angles.sin(), angles.cos()])  # (2, T)
-    cond = cond[None, :, :, None, None].expand(batch, VIEW_CHANNELS, num_frames, height, width)
-    return cond.to(device=device, dtype=dtype or torch.float32)
+    return _angle_channels(angles, batch, height, width, device, dtype)
 
 
 def denoiser_forward(
