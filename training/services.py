@@ -17,8 +17,8 @@ from training.models import GenerationJob, Generator, ModelVersion
 BUILTIN_GENERATORS = {
     "shapes-image-eps": ("image", Generator.Family.EPSILON),
     "shapes-image-flow": ("image", Generator.Family.FLOW),
-    "shapes-video": ("video", Generator.Family.EPSILON),
-    "shapes-multiview": ("multiview", Generator.Family.EPSILON),
+    "shapes-video": ("video", Generator.Family.FLOW),
+    "shapes-multiview": ("multiview", Generator.Family.FLOW),
 }
 # Prompt sets the shapes world offers: every GenEval-style task type, or one of them.
 SHAPES_TASKS = ("single_object", "two_objects", "counting", "colors", "position", "color_attr")

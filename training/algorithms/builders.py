@@ -76,6 +76,9 @@ class GeneratorSpec:
     text: TextEncoderSpec = field(default_factory=TextEncoderSpec)
     # Video only: append two channels telling each frame when it is (pipelines.frame_condition).
     frame_conditioned: bool = False
+    # Video only: "unet3d" (UNet3DConditionModel over the frame axis) or "unet2d" (one
+    # UNet2DConditionModel pass over the whole clip, its frames stacked as 3 x frames channels).
+    video_backbone: str = "unet3d"
 
     def __post_init__(self) -> None:
         if self.pixel_scale <= 0:
@@ -84,6 +87,12 @@ class GeneratorSpec:
             raise ValueError(f"flow_backbone must be 'transformer' or 'unet', got {self.flow_backbone!r}")
         if self.family not in ("epsilon", "flow"):
             raise ValueError(f"family must be 'epsilon' or 'flow', got {self.family!r}")
+        if self.video_backbone not in ("unet3d", "unet2d"):
+            raise ValueError(f"video_backbone must be 'unet3d' or 'unet2d', got {self.video_backbone!r}")
+        if self.video_backbone == "unet2d" and self.frame_conditioned:
+            raise ValueError(
+                "a frame-stacked (unet2d) video model knows its frames by channel; frame_conditioned is for unet3d"
+            )
 
 
 DEFAULT_SPECS = {
@@ -94,11 +103,13 @@ DEFAULT_SPECS = {
     # (see training.shapes.train_base.shifted), as SD3 shifts towards noise at high resolution.
     "shapes-image-flow": GeneratorSpec(name="shapes-image-flow", flow_shift=4.0, flow_backbone="unet"),
     # Video and multi-view learn with flow matching too, for the same reason as the image flow base.
-    # Video frames are told their time as multi-view views are told their angle: without it the
-    # motion word stayed unbound after 48k training clips (right object, shape and colour; motion
-    # direction at chance; training/weights/README.md).
+    # The video base is frame-stacked: one 2D UNet pass over the whole clip, its 8 frames as 24
+    # channels. The 3D UNet over the frame axis (still supported: video_backbone="unet3d") costs
+    # about ten times as much per clip and had not bound the motion word after 48k clips; the
+    # stacked UNet sees every frame at every layer and trains on 2 CPU cores within a session
+    # (training/weights/README.md).
     "shapes-video": GeneratorSpec(
-        name="shapes-video", channels=(32, 48), frames=8, family="flow", flow_shift=4.0, frame_conditioned=True
+        name="shapes-video", channels=(32, 64), frames=8, family="flow", flow_shift=4.0, video_backbone="unet2d"
     ),
     "shapes-multiview": GeneratorSpec(
         name="shapes-multiview", channels=(32, 48), frames=6, family="flow", flow_shift=4.0
@@ -155,11 +166,11 @@ def _scheduler(spec: GeneratorSpec):
     return flow_scheduler(spec) if spec.family == "flow" else epsilon_scheduler(spec)
 
 
-def _unet2d(spec: GeneratorSpec, cross_dim: int) -> UNet2DConditionModel:
+def _unet2d(spec: GeneratorSpec, cross_dim: int, *, channels: int = 3) -> UNet2DConditionModel:
     return UNet2DConditionModel(
         sample_size=spec.resolution,
-        in_channels=3,
-        out_channels=3,
+        in_channels=channels,
+        out_channels=channels,
         block_out_channels=spec.channels,
         layers_per_block=spec.layers_per_block,
         down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (len(spec.channels) - 1),
@@ -224,7 +235,10 @@ def build_pipeline(name: str, words: Iterable[str], *, spec: GeneratorSpec | Non
             return ShapesImagePipeline(_unet2d(spec, cross), scheduler, text_encoder, tokenizer, **pixels)
         return ShapesFlowPipeline(_sd3(spec, cross), scheduler, text_encoder, tokenizer, **pixels)
     if kind == "shapes-video":
-        unet = _unet3d(spec, cross, extra_in=VIEW_CHANNELS if spec.frame_conditioned else 0)
+        if spec.video_backbone == "unet2d":
+            unet = _unet2d(spec, cross, channels=3 * spec.frames)
+        else:
+            unet = _unet3d(spec, cross, extra_in=VIEW_CHANNELS if spec.frame_conditioned else 0)
         return ShapesVideoPipeline(unet, _scheduler(spec), text_encoder, tokenizer, num_frames=spec.frames, **pixels)
     if kind == "shapes-multiview":
         unet = _unet3d(spec, cross, extra_in=VIEW_CHANNELS)

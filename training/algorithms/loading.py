@@ -264,11 +264,12 @@ def policy_from_pipeline(pipe: DiffusionPipeline, *, source: str = "", frames: i
     size = cfg.sample_size  # latent units when the pipeline has a VAE
     if type(pipe).__name__ in PIPELINE_CLASSES:
         frames = pipe.frames()
-        modality: Modality = "views" if pipe.view_conditioned else ("video" if is_3d else "image")
+        shape = pipe.sample_shape()
+        modality: Modality = "views" if pipe.view_conditioned else ("video" if len(shape) == 4 else "image")
     else:
         modality = "video" if is_3d else "image"
         frames = frames or (16 if is_3d else 1)
-    shape = (channels, frames, size, size) if is_3d else (channels, size, size)
+        shape = (channels, frames, size, size) if is_3d else (channels, size, size)
     return Policy(
         denoiser=denoiser,
         scheduler=pipe.scheduler,

@@ -54,6 +54,16 @@ def frame_condition(batch: int, num_frames: int, height: int, width: int, *, dev
     return _angle_channels(angles, batch, height, width, device, dtype)
 
 
+def frames_stacked(denoiser: torch.nn.Module, sample: torch.Tensor | None = None) -> bool:
+    """Whether `denoiser` is a 2D UNet taking whole clips with their frames stacked as channels
+    (``sample`` 5D, or, without a sample, a 2D UNet over more than three channels)."""
+    if not denoiser.__class__.__name__.startswith("UNet2D"):
+        return False
+    if sample is not None:
+        return sample.ndim == 5
+    return int(denoiser.config.out_channels) > 3
+
+
 def denoiser_forward(
     denoiser: torch.nn.Module,
     sample: torch.Tensor,
@@ -71,6 +81,12 @@ def denoiser_forward(
     frame-conditioned ones :func:`frame_condition` channels.
     """
     batch = sample.shape[0]
+    if frames_stacked(denoiser, sample):
+        # A frame-stacked video denoiser: the clip's frames are channels of one 2D UNet pass.
+        _, channels, frames, height, width = sample.shape
+        flat = sample.reshape(batch, channels * frames, height, width)
+        out = denoiser_forward(denoiser, flat, timestep, prompt_embeds, pooled_embeds)
+        return out.reshape(batch, -1, frames, height, width)
     t = timestep if torch.is_tensor(timestep) else torch.tensor(timestep)
     t = t.to(sample.device).reshape(-1).expand(batch) if t.numel() == 1 else t.to(sample.device)
     if denoiser.__class__.__name__.startswith("SD3Transformer"):
@@ -131,6 +147,8 @@ class _ShapesPipeline(DiffusionPipeline):
         cfg = self.denoiser.config
         size = cfg.sample_size
         channels = cfg.out_channels if cfg.out_channels is not None else cfg.in_channels
+        if frames_stacked(self.denoiser):
+            return (channels // self.frames(), self.frames(), size, size)
         if self.frames() > 1 or self.denoiser.__class__.__name__.startswith("UNet3D"):
             return (channels, self.frames(), size, size)
         return (channels, size, size)

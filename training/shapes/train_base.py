@@ -37,6 +37,9 @@ MODALITY = {
 }
 
 
+DATA_STREAMS = ("sequential", "per-step")
+
+
 @dataclass(frozen=True)
 class BaseTrainConfig:
     steps: int
@@ -48,6 +51,11 @@ class BaseTrainConfig:
     # Exponential moving average of the weights (what is saved and evaluated); 0 turns it off.
     ema_decay: float = 0.999
     seed: int = 0
+    # How batches are drawn. "sequential": one generator runs through the whole run (the shipped
+    # image and multi-view bases). "per-step": batch k comes from its own generator seeded with
+    # (seed, k), so batches can be rendered ahead in worker processes and the run is the same
+    # whatever the number of workers.
+    data: str = "sequential"
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -58,6 +66,8 @@ class BaseTrainConfig:
             raise ValueError("uncond_rate must be in [0, 1)")
         if not 0 <= self.ema_decay < 1:
             raise ValueError("ema_decay must be in [0, 1)")
+        if self.data not in DATA_STREAMS:
+            raise ValueError(f"data must be one of {', '.join(DATA_STREAMS)}, got {self.data!r}")
 
 
 # Steps and batch chosen per model (documented in training/weights/README.md with the time taken):
@@ -85,6 +95,60 @@ def render_batch(name: str, frames: int, rng: np.random.Generator, n: int) -> tu
     # (B, H, W, C) -> (B, C, H, W); (B, T, H, W, C) -> (B, C, T, H, W)
     x = x.permute(0, 3, 1, 2) if x.ndim == 4 else x.permute(0, 4, 1, 2, 3)
     return [spec.text for spec in specs], x.contiguous()
+
+
+def step_batch(
+    name: str, frames: int, seed: int, step: int, n: int, uncond_rate: float
+) -> tuple[list[str], torch.Tensor]:
+    """Batch `step` of a "per-step" run: prompts (the dropped ones empty) and renders, from a
+    generator seeded with (seed, step) alone, so any process can draw it."""
+    rng = np.random.default_rng([seed, step])
+    prompts, x = render_batch(name, frames, rng, n)
+    drop = rng.random(n) < uncond_rate
+    return ["" if d else p for p, d in zip(prompts, drop, strict=True)], x
+
+
+class _Batches:
+    """The training batches in step order.
+
+    "sequential" draws each from the run's one generator. "per-step" draws batch k by
+    `step_batch`; with `workers` > 0 a pool of processes renders the next batches ahead while the
+    current one trains (rendering, not the network, bounds a GPU run of the video model)."""
+
+    def __init__(self, name: str, config: BaseTrainConfig, frames: int, workers: int = 0):
+        self.name, self.config, self.frames = name, config, frames
+        self.rng = np.random.default_rng(config.seed)
+        self.pool = None
+        self.ahead: dict[int, object] = {}
+        if workers and config.data == "per-step":
+            import concurrent.futures
+            import multiprocessing
+
+            # Spawned, not forked: the parent may hold a CUDA context, which a fork must not copy.
+            self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            self.depth = 2 * workers
+
+    def get(self, step: int) -> tuple[list[str], torch.Tensor]:
+        c = self.config
+        if c.data == "sequential":
+            prompts, x = render_batch(self.name, self.frames, self.rng, c.batch_size)
+            drop = self.rng.random(len(prompts)) < c.uncond_rate
+            return ["" if d else p for p, d in zip(prompts, drop, strict=True)], x
+        if self.pool is None:
+            return step_batch(self.name, self.frames, c.seed, step, c.batch_size, c.uncond_rate)
+        for k in range(step, min(step + self.depth, c.steps)):
+            if k not in self.ahead:
+                self.ahead[k] = self.pool.submit(
+                    step_batch, self.name, self.frames, c.seed, k, c.batch_size, c.uncond_rate
+                )
+        return self.ahead.pop(step).result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for future in self.ahead.values():
+                future.cancel()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
 
 
 def pixel_stats(name: str, frames: int, n: int = 512) -> tuple[float, float]:
@@ -151,17 +215,18 @@ def train_base(
     should_stop: Callable[[], bool] | None = None,
     spec=None,
     device: str | torch.device = "cpu",
+    render_workers: int = 0,
 ):
     """Train built-in generator `name` from scratch; returns the trained pipeline (fp32, on CPU).
 
     ``device`` is where the networks train ("cuda" on a GPU machine). Data and noise are drawn on
     the CPU from the seeded generators whatever the device, so a GPU run sees the same batches as a
     CPU run; its weights differ by floating-point rounding, which compounds over training, so the
-    two runs are alike in quality but not bitwise equal."""
+    two runs are alike in quality but not bitwise equal. ``render_workers`` renders a "per-step"
+    run's batches ahead in that many processes; it changes the speed, never the batches."""
     if name not in MODALITY:
         raise ValueError(f"unknown built-in generator {name!r}; expected one of {', '.join(MODALITY)}")
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     noise_gen = torch.Generator().manual_seed(config.seed + 1)
     spec = spec or DEFAULT_SPECS[name]  # tests pass smaller sizes of the same architecture
     shift, scale = pixel_stats(name, spec.frames)
@@ -184,59 +249,61 @@ def train_base(
     n_train = policy.scheduler.config.num_train_timesteps
     shift_sigma = float(policy.scheduler.config.get("shift", 1.0)) if policy.family == "flow" else 1.0
 
-    for step in range(config.steps):
-        if should_stop is not None and should_stop():
-            break
-        prompts, x0 = render_batch(name, frames, rng, config.batch_size)
-        x0 = (x0 - shift) / scale
-        drop = rng.random(len(prompts)) < config.uncond_rate
-        prompts = ["" if d else p for p, d in zip(prompts, drop, strict=True)]
-        ids = policy.tokenizer(
-            prompts,
-            padding="max_length",
-            truncation=True,
-            max_length=policy.tokenizer.model_max_length,
-            return_tensors="pt",
-        ).input_ids.to(device)
-        text = policy.text_encoder(ids)
-        noise = torch.randn(x0.shape, generator=noise_gen).to(device)
-        x0 = x0.to(device)
-        shape = (-1,) + (1,) * (x0.ndim - 1)
-        if policy.family == "epsilon":
-            t = torch.randint(0, n_train, (x0.shape[0],), generator=noise_gen).to(device)
-            abar = alphas[t].reshape(shape)
-            x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
-            target, timestep = noise, t
-        else:
-            s = shifted(torch.rand(x0.shape[0], generator=noise_gen), shift_sigma).to(device)
-            x_t = (1 - s.reshape(shape)) * x0 + s.reshape(shape) * noise
-            target, timestep = noise - x0, s * n_train
-        out = denoiser_forward(
-            policy.denoiser,
-            x_t,
-            timestep,
-            text.last_hidden_state,
-            text.pooler_output,
-            view_conditioned=policy.view_conditioned,
-            frame_conditioned=policy.frame_conditioned,
-        )
-        loss = torch.nn.functional.mse_loss(out.float(), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        ema.update(step)
-        if on_step is not None:
-            on_step(step, loss.item())
-        if on_checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
-            for module in modules:
-                module.eval()
-            live = ema.copy_to_params()
-            on_checkpoint(step + 1, pipe)
-            ema.restore(live)
-            for module in modules:
-                module.train()
+    batches = _Batches(name, config, frames, render_workers)
+    try:
+        for step in range(config.steps):
+            if should_stop is not None and should_stop():
+                break
+            prompts, x0 = batches.get(step)
+            x0 = (x0 - shift) / scale
+            ids = policy.tokenizer(
+                prompts,
+                padding="max_length",
+                truncation=True,
+                max_length=policy.tokenizer.model_max_length,
+                return_tensors="pt",
+            ).input_ids.to(device)
+            text = policy.text_encoder(ids)
+            noise = torch.randn(x0.shape, generator=noise_gen).to(device)
+            x0 = x0.to(device)
+            shape = (-1,) + (1,) * (x0.ndim - 1)
+            if policy.family == "epsilon":
+                t = torch.randint(0, n_train, (x0.shape[0],), generator=noise_gen).to(device)
+                abar = alphas[t].reshape(shape)
+                x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+                target, timestep = noise, t
+            else:
+                s = shifted(torch.rand(x0.shape[0], generator=noise_gen), shift_sigma).to(device)
+                x_t = (1 - s.reshape(shape)) * x0 + s.reshape(shape) * noise
+                target, timestep = noise - x0, s * n_train
+            out = denoiser_forward(
+                policy.denoiser,
+                x_t,
+                timestep,
+                text.last_hidden_state,
+                text.pooler_output,
+                view_conditioned=policy.view_conditioned,
+                frame_conditioned=policy.frame_conditioned,
+            )
+            loss = torch.nn.functional.mse_loss(out.float(), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            ema.update(step)
+            if on_step is not None:
+                on_step(step, loss.item())
+            if on_checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
+                for module in modules:
+                    module.eval()
+                live = ema.copy_to_params()
+                on_checkpoint(step + 1, pipe)
+                ema.restore(live)
+                for module in modules:
+                    module.train()
+    finally:
+        batches.close()
     ema.copy_to_params()
     for module in modules:
         module.eval().requires_grad_(False)

@@ -22,6 +22,7 @@ GENERATORS = [
     "shapes-multiview",
     "shapes-video-flow",
     "shapes-multiview-flow",
+    "shapes-video-stacked",
 ]
 DATA = [(p, {"spec": grammar.parse(p).to_dict()}) for p in PROMPTS]
 TINY = {"prompts_per_step": 2, "group_size": 2, "sampler_steps": 2, "timestep_fraction": 0.5, "lora_rank": 2}

@@ -24,8 +24,9 @@ EXPECTED = {
     "shapes-multiview": ("epsilon", "views", 4, (4, 8, 8, 3)),
     "shapes-video-flow": ("flow", "video", 3, (3, 8, 8, 3)),
     "shapes-multiview-flow": ("flow", "views", 4, (4, 8, 8, 3)),
+    "shapes-video-stacked": ("flow", "video", 3, (3, 8, 8, 3)),
 }
-FLOW_3D = ["shapes-video-flow", "shapes-multiview-flow"]
+FLOW_3D = ["shapes-video-flow", "shapes-multiview-flow", "shapes-video-stacked"]
 
 
 @pytest.mark.parametrize("name", [*BUILTIN_NAMES, *FLOW_3D])
@@ -140,3 +141,31 @@ def test_frame_conditioning_tells_each_frame_its_time(policies):
             torch.cat([x, frame_condition(1, 3, 8, 8)], dim=1), t, encoder_hidden_states=embeds, return_dict=False
         )[0]
     torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_frame_stacked_video_denoiser_sees_the_clip_as_channels(policies):
+    """The frame-stacked video model is a 2D UNet over 3 x frames channels: a (B, 3, T, H, W) sample
+    goes through it as (B, 3T, H, W) and comes back in the clip's shape, and nothing else differs."""
+    import dataclasses
+
+    from diffusers import UNet2DConditionModel
+
+    from training.algorithms.builders import GeneratorSpec
+    from training.algorithms.pipelines import denoiser_forward, frames_stacked
+
+    policy = policies["shapes-video-stacked"]
+    assert isinstance(policy.denoiser, UNet2DConditionModel) and policy.denoiser.config.in_channels == 9
+    assert policy.sample_shape == (3, 3, 8, 8) and not policy.frame_conditioned
+    assert frames_stacked(policy.denoiser) and not frames_stacked(policies["shapes-image-flow"].denoiser)
+    x = torch.randn(2, 3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([500, 20])
+    embeds = policy.encode(PROMPTS).embeds
+    with torch.no_grad():
+        got = denoiser_forward(policy.denoiser, x, t, embeds)
+        want = policy.denoiser(x.reshape(2, 9, 8, 8), t, encoder_hidden_states=embeds, return_dict=False)[0]
+    assert got.shape == x.shape
+    assert torch.equal(got, want.reshape(2, 3, 3, 8, 8))
+    with pytest.raises(ValueError, match="video_backbone"):
+        dataclasses.replace(TINY_SPECS["shapes-video-stacked"], video_backbone="dit")
+    with pytest.raises(ValueError, match="frame_conditioned"):
+        GeneratorSpec("shapes-video", frames=8, video_backbone="unet2d", frame_conditioned=True)

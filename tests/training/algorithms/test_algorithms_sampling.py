@@ -102,7 +102,13 @@ def test_flow_step_without_noise_equals_the_euler_scheduler():
 
 # --- whole samplers on the tiny generators ----------------------------------------------------------
 
-FAMILIES = ["shapes-image-eps", "shapes-image-flow", "shapes-video-flow", "shapes-multiview-flow"]
+FAMILIES = [
+    "shapes-image-eps",
+    "shapes-image-flow",
+    "shapes-video-flow",
+    "shapes-multiview-flow",
+    "shapes-video-stacked",
+]
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -131,6 +137,7 @@ ROLLOUTS = [
     ("shapes-multiview", 1.0),
     ("shapes-video-flow", 0.7),
     ("shapes-multiview-flow", 0.7),
+    ("shapes-video-stacked", 0.7),
 ]
 
 

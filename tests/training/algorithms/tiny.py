@@ -30,6 +30,18 @@ TINY_SPECS = {
         frame_conditioned=True,
         text=_TEXT,
     ),
+    # The shipped video model: one 2D UNet pass over the clip, its frames stacked as channels.
+    "shapes-video-stacked": GeneratorSpec(
+        "shapes-video",
+        resolution=8,
+        channels=(16, 16),
+        heads=2,
+        frames=3,
+        family="flow",
+        flow_shift=4.0,
+        video_backbone="unet2d",
+        text=_TEXT,
+    ),
     "shapes-multiview-flow": GeneratorSpec(
         "shapes-multiview", resolution=8, channels=(16, 16), heads=2, frames=4, family="flow", text=_TEXT
     ),

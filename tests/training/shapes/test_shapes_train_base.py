@@ -56,3 +56,36 @@ def test_training_noise_levels_follow_the_samplers_shift():
     grid = torch.linspace(0.0, 1.0, 11)
     assert shifted(torch.tensor(0.5, dtype=torch.float64), 4.0).item() == 0.8
     assert torch.equal(shifted(grid, 1.0), grid)
+
+
+def test_per_step_batches_are_the_same_rendered_in_workers_or_in_process():
+    """A "per-step" run draws batch k from (seed, k) alone: rendering ahead in a process pool
+    changes nothing, a different seed or step changes the batch, and the weights of a run with two
+    render workers equal those of a run without."""
+    import pytest
+
+    from training.shapes.train_base import _Batches, step_batch
+
+    config = BaseTrainConfig(steps=4, batch_size=3, warmup=2, data="per-step", uncond_rate=0.5)
+    pooled = _Batches("shapes-video", config, 8, workers=2)
+    try:
+        drawn = [pooled.get(k) for k in range(4)]
+    finally:
+        pooled.close()
+    inline = _Batches("shapes-video", config, 8)
+    for k, (prompts, x) in enumerate(drawn):
+        again_prompts, again_x = inline.get(k)
+        assert prompts == again_prompts and torch.equal(x, again_x)
+        assert x.shape == (3, 3, 8, 32, 32) and -1 <= x.min() < x.max() <= 1
+    assert not torch.equal(drawn[0][1], drawn[1][1])
+    assert not torch.equal(drawn[0][1], step_batch("shapes-video", 8, 1, 0, 3, 0.5)[1])
+    assert sum(p == "" for prompts, _ in drawn for p in prompts) > 0  # the unconditional share is drawn too
+
+    image = BaseTrainConfig(steps=2, batch_size=4, warmup=2, data="per-step")
+    a = _weights(train_base("shapes-image-flow", image, spec=SPEC, render_workers=2))
+    b = _weights(train_base("shapes-image-flow", image, spec=SPEC))
+    c = _weights(train_base("shapes-image-flow", BaseTrainConfig(steps=2, batch_size=4, warmup=2), spec=SPEC))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # a different stream from the sequential one
+    with pytest.raises(ValueError, match="data must be one of"):
+        BaseTrainConfig(steps=2, data="shuffled")
