@@ -15,7 +15,7 @@ from training.shapes import grammar, verify
 from training.shapes.evaluate import eval_specs
 from training.shapes.train_base import MODALITY
 
-SHIPPED = ["shapes-image-eps", "shapes-image-flow", "shapes-multiview"]
+SHIPPED = ["shapes-image-eps", "shapes-image-flow", "shapes-video", "shapes-multiview"]
 
 
 def _sums() -> dict[str, str]:

@@ -71,12 +71,12 @@ class BaseTrainConfig:
 
 
 # Steps and batch chosen per model (documented in training/weights/README.md with the time taken):
-# the first evaluated checkpoint (every 1,000 steps) whose full evaluation lands well inside the
-# target band of 25-70% verifier accuracy.
+# the first evaluated checkpoint (every 1,000 steps; every 400 for video) whose full evaluation
+# lands well inside the target band of 25-70% verifier accuracy.
 DEFAULT_CONFIGS = {
     "shapes-image-eps": BaseTrainConfig(steps=8000, batch_size=32),
     "shapes-image-flow": BaseTrainConfig(steps=2000, batch_size=32),
-    "shapes-video": BaseTrainConfig(steps=800, batch_size=12),
+    "shapes-video": BaseTrainConfig(steps=2800, batch_size=32, data="per-step"),
     "shapes-multiview": BaseTrainConfig(steps=1000, batch_size=12),
 }
 
