@@ -8,7 +8,8 @@ uses as its baseline. Training and RL never call ``__call__``; they go through
 :class:`training.algorithms.loading.Policy`.
 
 Tensor layout: images ``(B, C, H, W)``; videos and view sets ``(B, C, F, H, W)`` (the layout of
-``UNet3DConditionModel``). Pixels live in ``[-1, 1]``.
+``UNet3DConditionModel``; a frame-stacked 2D UNet sees them as ``(B, C*F, H, W)`` inside
+:func:`denoiser_forward` alone). Pixels live in ``[-1, 1]``.
 """
 
 from __future__ import annotations
@@ -234,9 +235,11 @@ class ShapesFlowPipeline(_ShapesPipeline):
 
 
 class ShapesVideoPipeline(_ShapesPipeline):
-    """Pixel-space video model: ``UNet3DConditionModel`` over ``num_frames`` frames (epsilon or flow
-    matching, by its scheduler); a UNet with two more input than output channels is frame-conditioned
-    (:func:`frame_condition`)."""
+    """Pixel-space video model over ``num_frames`` frames (epsilon or flow matching, by its
+    scheduler): a ``UNet3DConditionModel`` over the frame axis (one with two more input than output
+    channels is frame-conditioned, :func:`frame_condition`), or a frame-stacked
+    ``UNet2DConditionModel`` over 3 x ``num_frames`` channels (:func:`frames_stacked`; the shipped
+    base)."""
 
     def __init__(
         self,
