@@ -105,6 +105,17 @@ class Policy:
         return "flow" if self.family == "flow" else self.scheduler.config.get("prediction_type", "epsilon")
 
     # --- text conditioning -------------------------------------------------------------------
+    def token_ids(self, prompts: list[str]) -> torch.Tensor:
+        """The tokenizer's padded ids of `prompts`, on the policy's device (training encodes them
+        with gradients; :meth:`encode` without)."""
+        return self.tokenizer(
+            list(prompts),
+            padding="max_length",
+            truncation=True,
+            max_length=self.tokenizer.model_max_length,
+            return_tensors="pt",
+        ).input_ids.to(self.device)
+
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> TextCondition:
         prompts = list(prompts)
@@ -114,14 +125,7 @@ class Policy:
                 prompt=prompts, prompt_2=None, prompt_3=None, device=self.device, do_classifier_free_guidance=False
             )
             return TextCondition(embeds.to(self.dtype), pooled.to(self.dtype))
-        ids = self.tokenizer(
-            prompts,
-            padding="max_length",
-            truncation=True,
-            max_length=self.tokenizer.model_max_length,
-            return_tensors="pt",
-        ).input_ids.to(self.device)
-        out = self.text_encoder(ids)
+        out = self.text_encoder(self.token_ids(prompts))
         pooled = getattr(out, "pooler_output", None)
         return TextCondition(out.last_hidden_state.to(self.dtype), None if pooled is None else pooled.to(self.dtype))
 

@@ -102,7 +102,13 @@ def step_batch(
 ) -> tuple[list[str], torch.Tensor]:
     """Batch `step` of a "per-step" run: prompts (the dropped ones empty) and renders, from a
     generator seeded with (seed, step) alone, so any process can draw it."""
-    rng = np.random.default_rng([seed, step])
+    return _drawn(name, frames, np.random.default_rng([seed, step]), n, uncond_rate)
+
+
+def _drawn(
+    name: str, frames: int, rng: np.random.Generator, n: int, uncond_rate: float
+) -> tuple[list[str], torch.Tensor]:
+    """`n` prompts and renders from `rng`, then the prompts dropped for guidance emptied."""
     prompts, x = render_batch(name, frames, rng, n)
     drop = rng.random(n) < uncond_rate
     return ["" if d else p for p, d in zip(prompts, drop, strict=True)], x
@@ -113,7 +119,7 @@ class _Batches:
 
     "sequential" draws each from the run's one generator. "per-step" draws batch k by
     `step_batch`; with `workers` > 0 a pool of processes renders the next batches ahead while the
-    current one trains (rendering, not the network, bounds a GPU run of the video model)."""
+    current one trains, so that a fast device never waits for the CPU to draw clips."""
 
     def __init__(self, name: str, config: BaseTrainConfig, frames: int, workers: int = 0):
         self.name, self.config, self.frames = name, config, frames
@@ -131,9 +137,7 @@ class _Batches:
     def get(self, step: int) -> tuple[list[str], torch.Tensor]:
         c = self.config
         if c.data == "sequential":
-            prompts, x = render_batch(self.name, self.frames, self.rng, c.batch_size)
-            drop = self.rng.random(len(prompts)) < c.uncond_rate
-            return ["" if d else p for p, d in zip(prompts, drop, strict=True)], x
+            return _drawn(self.name, self.frames, self.rng, c.batch_size, c.uncond_rate)
         if self.pool is None:
             return step_batch(self.name, self.frames, c.seed, step, c.batch_size, c.uncond_rate)
         for k in range(step, min(step + self.depth, c.steps)):
@@ -256,14 +260,7 @@ def train_base(
                 break
             prompts, x0 = batches.get(step)
             x0 = (x0 - shift) / scale
-            ids = policy.tokenizer(
-                prompts,
-                padding="max_length",
-                truncation=True,
-                max_length=policy.tokenizer.model_max_length,
-                return_tensors="pt",
-            ).input_ids.to(device)
-            text = policy.text_encoder(ids)
+            text = policy.text_encoder(policy.token_ids(prompts))
             noise = torch.randn(x0.shape, generator=noise_gen).to(device)
             x0 = x0.to(device)
             shape = (-1,) + (1,) * (x0.ndim - 1)
