@@ -48,8 +48,10 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     "eval_samples": (2, int, "samples per held-out prompt (>= 2 for diversity)"),
     "eval_steps": (20, int, "deterministic sampler steps for evaluation"),
     "sample_steps": (10, int, "stochastic sampler steps of the rollouts"),
-    "prompts_per_step": (4, int, "prompts per RL step"),
-    "group_size": (8, int, "rollouts per prompt (GRPO group, DDPO samples per prompt)"),
+    # 16 x 16 = 256 rollouts per update: with 32 the gradient is mostly noise and nothing moves
+    # (docs/training.md, "GRPO moves the shipped bases once each update sees enough rollouts")
+    "prompts_per_step": (16, int, "prompts per RL step"),
+    "group_size": (16, int, "rollouts per prompt (GRPO group, DDPO samples per prompt)"),
     "lr": (1e-3, float, "learning rate (LoRA)"),
     "kl_beta": (None, float, "KL weight (default 0.04 GRPO, 0.01 PPO)"),
     "clip_range": (1e-4, float, "PPO clip range of the ratio (per-dimension mean log-probs)"),

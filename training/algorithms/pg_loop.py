@@ -173,7 +173,8 @@ def _step(
         earliest=config.earliest_timesteps,
         window=config.sde_window,
     )
-    old = old_log_probs(policy, traj, plan)
+    # the first chunk's old log-probs come from its own training forward (see old_log_probs)
+    old = old_log_probs(policy, traj, plan, first=False)
     adv_t = torch.as_tensor(adv, dtype=torch.float32, device=policy.device)
     metrics = {
         "reward_mean": float(rewards.mean()),
@@ -204,7 +205,7 @@ def train_policy_gradient(
     resume, so a resumed run equals an uninterrupted one. Metrics per step: ``reward_mean``,
     ``reward_std``, ``policy_loss``, ``kl``, ``ratio_mean``, ``ratio_dev_first`` (max |ratio - 1|
     before the step's first update: 0 when log-probs are consistent), ``clipfrac``,
-    ``approx_kl``, ``grad_norm``, ``kept_fraction``, ``updates``, ``lr`` and the advantage
+    ``approx_kl``, ``grad_norm``, ``rollout_logprob_dev``, ``kept_fraction``, ``updates``, ``lr`` and the advantage
     function's extras (GRPO: ``zero_std_groups``).
     """
     if not data:

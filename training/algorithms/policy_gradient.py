@@ -288,7 +288,7 @@ def _transition(policy: Policy, traj: Trajectory, rows: torch.Tensor, idx: torch
     )
 
 
-def old_log_probs(policy: Policy, traj: Trajectory, plan: Plan) -> list[torch.Tensor]:
+def old_log_probs(policy: Policy, traj: Trajectory, plan: Plan, *, first: bool = True) -> list[torch.Tensor | None]:
     """Log-probs of the planned transitions under the current (pre-update) weights, ``(chunk, J)``.
 
     Recomputed rather than taken from the rollout because a forward pass's float rounding can
@@ -297,10 +297,17 @@ def old_log_probs(policy: Policy, traj: Trajectory, plan: Plan) -> list[torch.Te
     the importance ratio of the first update is exactly 1. Gradients stay enabled (the graph is
     dropped at once) because some kernels, e.g. attention backends on GPU, are chosen by whether
     their inputs require grad.
+
+    With ``first=False`` the first chunk is left out (``None``): :func:`update` takes its old
+    log-probs from that chunk's own training forward, which runs before any weight changes, so
+    the recompute costs nothing when the plan is one chunk (the default, one update per batch).
     """
-    out = []
+    out: list[torch.Tensor | None] = []
     with policy.eval_mode(), torch.enable_grad():
-        for rows, steps in zip(plan.chunks, plan.steps, strict=True):
+        for c, (rows, steps) in enumerate(zip(plan.chunks, plan.steps, strict=True)):
+            if c == 0 and not first:
+                out.append(None)
+                continue
             lps = [_transition(policy, traj, rows, steps[:, j]).log_prob.detach() for j in range(steps.shape[1])]
             out.append(torch.stack(lps, 1))
     return out
@@ -319,8 +326,13 @@ class UpdateSettings:
 
 
 def _train_forward(policy, traj, rows, idx, old, adv, s: UpdateSettings, n_slots: int):
-    """One forward pass's loss (backpropagated, scaled to average over the chunk's slots) and stats."""
+    """One forward pass's loss (backpropagated, scaled to average over the chunk's slots) and stats.
+
+    ``old`` None: the weights have not changed since the rollout, so this forward's own detached
+    log-prob is the old one (returned as the third value)."""
     out = _transition(policy, traj, rows, idx)
+    if old is None:
+        old = out.log_prob.detach()
     pl = clipped_policy_loss(out.log_prob, old, adv, s.clip_range, s.adv_clip)
     # The KL is computed even when kl_beta is 0: it is the reward-hacking diagnostic reported
     # beside the reward.
@@ -328,7 +340,7 @@ def _train_forward(policy, traj, rows, idx, old, adv, s: UpdateSettings, n_slots
         ref_mean = _transition(policy, traj, rows, idx).mean
     kl = gaussian_kl(out.mean, ref_mean, out.std).mean()
     ((pl.loss + s.kl_beta * kl) / n_slots).backward()
-    return pl, kl.detach()
+    return pl, kl.detach(), old
 
 
 def update(
@@ -337,7 +349,7 @@ def update(
     traj: Trajectory,
     advantages: torch.Tensor,
     plan: Plan,
-    old: list[torch.Tensor],
+    old: list[torch.Tensor | None],
     s: UpdateSettings,
 ) -> dict[str, float]:
     """PPO updates: ``inner_epochs`` passes over the plan, one optimizer step per chunk after
@@ -345,28 +357,40 @@ def update(
     disabled, no grad) is added with weight ``kl_beta``. Runs in eval mode (no dropout), as the
     rollout and :func:`old_log_probs` did, so the ratio measures only the weight change.
 
-    Returns mean metrics and ``ratio_dev_first``: max |ratio - 1| over the first chunk of the first
-    pass, taken before any optimizer step (it must be exactly 0).
+    ``old[0]`` may be None (see :func:`old_log_probs`): the first chunk's training forward then
+    supplies it. Returns mean metrics, ``ratio_dev_first`` (max |ratio - 1| over the first chunk
+    of the first pass, taken before any optimizer step: it must be exactly 0) and
+    ``rollout_logprob_dev`` (max |log-prob the trainer computes - log-prob the sampler recorded|
+    over that chunk: float rounding only, ~1e-6, when sampler and trainer agree on the policy).
     """
     params = [p for g in optimizer.param_groups for p in g["params"]]
     stats: dict[str, list[float]] = {}
-    norms, first_dev = [], 0.0
+    norms, first_dev, rollout_dev = [], 0.0, 0.0
+    old = list(old)
     with policy.eval_mode():
         for epoch in range(s.inner_epochs):
             for c, (rows, steps) in enumerate(zip(plan.chunks, plan.steps, strict=True)):
                 optimizer.zero_grad(set_to_none=True)
                 slots = steps.shape[1]
+                live, adv, taken = old[c] is None, advantages[rows], []
                 for j in range(slots):
-                    pl, kl = _train_forward(policy, traj, rows, steps[:, j], old[c][:, j], advantages[rows], s, slots)
+                    slot_old = None if live else old[c][:, j]
+                    pl, kl, slot_old = _train_forward(policy, traj, rows, steps[:, j], slot_old, adv, s, slots)
+                    taken.append(slot_old)
                     if epoch == 0 and c == 0:
                         first_dev = max(first_dev, float((pl.ratio - 1).abs().max()))
+                        recorded = traj.log_probs[rows, steps[:, j]].to(slot_old.device)
+                        rollout_dev = max(rollout_dev, float((slot_old - recorded).abs().max()))
                     values = {"policy_loss": pl.loss, "kl": kl, "ratio_mean": pl.ratio.mean(), "clipfrac": pl.clipfrac}
                     for key, value in {**values, "approx_kl": pl.approx_kl}.items():
                         stats.setdefault(key, []).append(float(value.detach()))
+                if live:
+                    old[c] = torch.stack(taken, 1)
                 norms.append(float(torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)))
                 optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     # With nothing trained (every group dropped) the ratio is 1 by definition; the rest are 0.
     metrics = {k: float(np.mean(stats[k])) if k in stats else float(k == "ratio_mean") for k in METRICS}
     metrics.update(grad_norm=float(np.mean(norms)) if norms else 0.0, ratio_dev_first=first_dev, updates=len(norms))
+    metrics["rollout_logprob_dev"] = rollout_dev
     return metrics

@@ -105,11 +105,40 @@ def test_first_update_has_ratio_one_and_kl_zero(name, saved_generators, tmp_path
     metrics = seen[0].metrics
     assert set(metrics) >= METRICS
     assert metrics["ratio_dev_first"] == 0.0 and metrics["ratio_mean"] == 1.0  # one batch: all before the update
+    # The trainer's log-prob of each rollout transition is the sampler's, up to float rounding.
+    assert 0.0 <= metrics["rollout_logprob_dev"] < 1e-4
     assert metrics["kl"] == 0.0 and metrics["clipfrac"] == 0.0 and metrics["approx_kl"] == 0.0
     assert metrics["updates"] == 1 and metrics["zero_std_groups"] == 0.0 and metrics["lr"] == config.learning_rate
     assert result.steps == 1 and not result.stopped and result.checkpoint.step == 1
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+
+
+@pytest.mark.parametrize("chunk", [0, 2])
+def test_live_old_log_probs_train_as_the_recomputed_ones(chunk, saved_generators):
+    """Taking the first chunk's old log-probs from its own training forward (what the loop does)
+    trains exactly as recomputing them first, with one chunk and with several, over two passes."""
+    config = GRPOConfig(steps=1, kl_beta=0.04, clip_range=0.2, **TINY)
+    settings = pg.UpdateSettings(config.clip_range, config.adv_clip, config.kl_beta, config.max_grad_norm, 2)
+    adv = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    states, metrics = [], []
+    for first in (True, False):
+        policy = fresh(saved_generators, "shapes-image-flow")
+        params = prepare_policy(pg.RLComponents(policy, brightness), config)
+        torch.manual_seed(1)
+        with torch.no_grad():  # a non-zero adapter, so the update's ratios leave 1
+            for p in params:
+                p.add_(0.1 * torch.randn_like(p))
+        traj = pg.rollout(policy, PROMPTS * 2, seeds=[1, 2, 3, 4], steps=2, eta=0.7, guidance=1.0)
+        plan = pg.make_plan(np.random.default_rng(0), range(4), sampler_steps=2, train_steps=2, batch_size=chunk)
+        old = pg.old_log_probs(policy, traj, plan, first=first)
+        assert (old[0] is None) == (not first) and all(o is not None for o in old[1:])
+        optimizer = torch.optim.AdamW(params, lr=1e-2)
+        metrics.append(pg.update(policy, optimizer, traj, adv, plan, old, settings))
+        states.append(lora_state(policy))
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert metrics[0] == metrics[1] and metrics[0]["ratio_mean"] != 1.0
 
 
 def test_one_step_moves_only_the_adapter(saved_generators, tmp_path):
