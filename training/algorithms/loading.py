@@ -25,6 +25,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from training.algorithms import lora
 from training.algorithms.builders import BUILTIN_NAMES
 from training.algorithms.pipelines import PIPELINE_CLASSES, denoiser_forward, to_uint8
+from training.algorithms.tokenizer import encode_prompts
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 Family = Literal["epsilon", "flow"]
@@ -108,13 +109,7 @@ class Policy:
     def token_ids(self, prompts: list[str]) -> torch.Tensor:
         """The tokenizer's padded ids of `prompts`, on the policy's device (training encodes them
         with gradients; :meth:`encode` without)."""
-        return self.tokenizer(
-            list(prompts),
-            padding="max_length",
-            truncation=True,
-            max_length=self.tokenizer.model_max_length,
-            return_tensors="pt",
-        ).input_ids.to(self.device)
+        return encode_prompts(self.tokenizer, prompts).input_ids.to(self.device)
 
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> TextCondition:

@@ -22,6 +22,8 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
+from training.algorithms.tokenizer import encode_prompts
+
 VIEW_CHANNELS = 2  # sin and cos of the view's angle on the ring
 
 
@@ -156,13 +158,7 @@ class _ShapesPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = self.tokenizer(
-            list(prompts),
-            padding="max_length",
-            truncation=True,
-            max_length=self.tokenizer.model_max_length,
-            return_tensors="pt",
-        ).input_ids.to(self.device)
+        ids = encode_prompts(self.tokenizer, prompts).input_ids.to(self.device)
         out = self.text_encoder(ids)
         return out.last_hidden_state, out.pooler_output
 
