@@ -174,7 +174,7 @@ def _step(
         window=config.sde_window,
     )
     # the first chunk's old log-probs come from its own training forward (see old_log_probs)
-    old = old_log_probs(policy, traj, plan, first=False)
+    old = old_log_probs(policy, traj, plan, include_first=False)
     adv_t = torch.as_tensor(adv, dtype=torch.float32, device=policy.device)
     metrics = {
         "reward_mean": float(rewards.mean()),

@@ -288,7 +288,9 @@ def _transition(policy: Policy, traj: Trajectory, rows: torch.Tensor, idx: torch
     )
 
 
-def old_log_probs(policy: Policy, traj: Trajectory, plan: Plan, *, first: bool = True) -> list[torch.Tensor | None]:
+def old_log_probs(
+    policy: Policy, traj: Trajectory, plan: Plan, *, include_first: bool = True
+) -> list[torch.Tensor | None]:
     """Log-probs of the planned transitions under the current (pre-update) weights, ``(chunk, J)``.
 
     Recomputed rather than taken from the rollout because a forward pass's float rounding can
@@ -298,14 +300,14 @@ def old_log_probs(policy: Policy, traj: Trajectory, plan: Plan, *, first: bool =
     dropped at once) because some kernels, e.g. attention backends on GPU, are chosen by whether
     their inputs require grad.
 
-    With ``first=False`` the first chunk is left out (``None``): :func:`update` takes its old
+    With ``include_first=False`` the first chunk is left out (``None``): :func:`update` takes its old
     log-probs from that chunk's own training forward, which runs before any weight changes, so
     the recompute costs nothing when the plan is one chunk (the default, one update per batch).
     """
     out: list[torch.Tensor | None] = []
     with policy.eval_mode(), torch.enable_grad():
         for c, (rows, steps) in enumerate(zip(plan.chunks, plan.steps, strict=True)):
-            if c == 0 and not first:
+            if c == 0 and not include_first:
                 out.append(None)
                 continue
             lps = [_transition(policy, traj, rows, steps[:, j]).log_prob.detach() for j in range(steps.shape[1])]

@@ -131,7 +131,7 @@ def test_live_old_log_probs_train_as_the_recomputed_ones(chunk, saved_generators
                 p.add_(0.1 * torch.randn_like(p))
         traj = pg.rollout(policy, PROMPTS * 2, seeds=[1, 2, 3, 4], steps=2, eta=0.7, guidance=1.0)
         plan = pg.make_plan(np.random.default_rng(0), range(4), sampler_steps=2, train_steps=2, batch_size=chunk)
-        old = pg.old_log_probs(policy, traj, plan, first=first)
+        old = pg.old_log_probs(policy, traj, plan, include_first=first)
         assert (old[0] is None) == (not first) and all(o is not None for o in old[1:])
         optimizer = torch.optim.AdamW(params, lr=1e-2)
         metrics.append(pg.update(policy, optimizer, traj, adv, plan, old, settings))
