@@ -60,6 +60,7 @@ def test_eval_prints_accuracy_per_task_as_json(tmp_path):
     assert set(report["tasks"]) == {"single_object", "two_objects", "counting", "colors", "position", "color_attr"}
     assert report["samples"] == 12 and report["guidance"] == 2.0 and report["steps"] == 2
     assert 0 <= report["overall_accuracy"] <= 1 and 0 <= report["diversity"] <= 1
+    assert report["k"] == 2 and all(row["pass_at_k"] >= row["accuracy"] for row in report["tasks"].values())
 
 
 def test_eval_says_what_it_cannot_load(tmp_path):

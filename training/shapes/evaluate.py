@@ -5,6 +5,12 @@ GenEval; the overall figure is the mean of the per-task accuracies (GenEval's co
 mean verifier score is reported beside it. Diversity is the mean pairwise RMS distance between the
 samples of one prompt (pixels in [0, 1]), averaged over prompts: a model that collapses to one
 image per prompt scores near 0, whatever its accuracy.
+
+``pass_at_k`` is the share of prompts with at least one correct sample among their k =
+``samples_per_prompt`` samples (per task, and their mean overall): what the model can already draw
+for a prompt, as against what it draws on average. Preference training and RL concentrate a
+model on samples it already draws, so pass@k bounds what they can reach without teaching
+the model anything new.
 """
 
 from __future__ import annotations
@@ -57,15 +63,20 @@ def evaluate(
     per_task: dict[str, list[float]] = {}
     scores: dict[str, list[float]] = {}
     by_prompt: dict[int, list[np.ndarray]] = {}
+    solved: dict[str, dict[int, bool]] = {}
     for (i, spec, _), item in zip(jobs, media, strict=True):
         verdict = verify.verify(spec, item)
-        per_task.setdefault(spec.task, []).append(1.0 if verdict.score >= 1.0 else 0.0)
+        correct = verdict.score >= 1.0
+        per_task.setdefault(spec.task, []).append(1.0 if correct else 0.0)
         scores.setdefault(spec.task, []).append(float(verdict.score))
         by_prompt.setdefault(i, []).append(item)
+        prompts = solved.setdefault(spec.task, {})
+        prompts[i] = prompts.get(i, False) or correct
     tasks = {
         task: {
             "accuracy": float(np.mean(hits)),
             "mean_score": float(np.mean(scores[task])),
+            "pass_at_k": float(np.mean(list(solved[task].values()))),
             "samples": len(hits),
         }
         for task, hits in per_task.items()
@@ -73,6 +84,8 @@ def evaluate(
     return {
         "modality": modality,
         "overall_accuracy": float(np.mean([t["accuracy"] for t in tasks.values()])),
+        "pass_at_k": float(np.mean([t["pass_at_k"] for t in tasks.values()])),
+        "k": samples_per_prompt,
         "mean_score": float(np.mean([s for v in scores.values() for s in v])),
         "diversity": float(np.mean([diversity(v) for v in by_prompt.values()])),
         "prompts": len(specs),

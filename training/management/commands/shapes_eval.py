@@ -67,10 +67,13 @@ class Command(BaseCommand):
             f"{label} ({report['modality']}, {report['samples']} samples, {steps} steps, guidance {guidance:g})"
         )
         for task, row in report["tasks"].items():
-            self.stdout.write(f"  {task:<14} accuracy {row['accuracy']:.3f}  mean score {row['mean_score']:.3f}")
+            self.stdout.write(
+                f"  {task:<14} accuracy {row['accuracy']:.3f}  mean score {row['mean_score']:.3f}"
+                f"  pass@{report['k']} {row['pass_at_k']:.3f}"
+            )
         self.stdout.write(
             f"  overall        accuracy {report['overall_accuracy']:.3f}  mean score {report['mean_score']:.3f}"
-            f"  diversity {report['diversity']:.3f}"
+            f"  pass@{report['k']} {report['pass_at_k']:.3f}  diversity {report['diversity']:.3f}"
         )
 
 
