@@ -189,6 +189,11 @@ def _round(d: dict, digits: int = 4) -> dict:
     return {k: round(v, digits) if isinstance(v, float) else v for k, v in d.items()}
 
 
+def _say(line: str) -> None:
+    """Progress on stderr; stdout keeps the JSON."""
+    print(line, file=sys.stderr, flush=True)
+
+
 class _Progress:
     """The per-step record and the held-out accuracy curve, fed by the trainer's ``on_step``;
     ``should_stop`` ends training when the wall-time budget (evaluations included) is spent."""
@@ -206,9 +211,16 @@ class _Progress:
         verified = self.scored.calls[-1][1]
         record = {"step": info.step, "minutes": self.minutes(), **info.metrics, "reward_verifier": verified}
         self.steps.append(_round(record, 5))
+        line = (
+            f"[{self.minutes():5.1f} min] step {info.step}: rollout reward {info.metrics.get('reward_mean', 0.0):.3f}"
+        )
+        if self.scored.separate:
+            line += f" (verifier {verified:.3f})"
+        _say(line + f", KL {info.metrics.get('kl', 0.0):.1e}")
         if time.perf_counter() - self.last_eval >= self.every_s:
             self.curve.append(_point(self.minutes(), info.step, self.evaluate_now()))
             self.last_eval = time.perf_counter()
+            _say(f"[{self.minutes():5.1f} min] held-out accuracy {self.curve[-1]['accuracy']:.3f}")
 
     def should_stop(self) -> bool:
         return time.perf_counter() - self.start >= self.budget_s
@@ -282,6 +294,10 @@ def run(args) -> dict:
     evaluate_now = _evaluator(args, policy, modality, cap)
 
     before = evaluate_now()
+    _say(
+        f"{base_note}: held-out accuracy {before['overall_accuracy']:.3f} before training; {algo} for up to "
+        f"{_option(args, 'minutes'):g} min"
+    )
     progress = _Progress(
         scored,
         evaluate_now,
