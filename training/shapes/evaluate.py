@@ -9,7 +9,7 @@ image per prompt scores near 0, whatever its accuracy.
 ``pass_at_k`` is the share of prompts with at least one correct sample among their k =
 ``samples_per_prompt`` samples (per task, and their mean overall): what the model can already draw
 for a prompt, as against what it draws on average. Preference training and RL concentrate a
-model on samples it already draws, so pass@k bounds what they can reach without teaching
+model on samples it already draws, so pass@k indicates what they can reach without teaching
 the model anything new.
 """
 
