@@ -1,4 +1,7 @@
-"""Load benchmark of the annotation hot path: a bulk seeder and an HTTP load driver.
+"""Benchmarks. Shared here: `say` (progress on stderr, so that stdout keeps each benchmark's result
+line) and the load benchmark's settings.
+
+Load benchmark of the annotation hot path: a bulk seeder and an HTTP load driver.
 
 Both work on their own PostgreSQL database (default `loupe_bench`), never the development or test
 one. `bench.seed` fills it; `bench.annotation_load` runs gunicorn against it and drives simulated
@@ -8,6 +11,7 @@ annotators over HTTP. See bench/README.md.
 import os
 import re
 import secrets
+import sys
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -21,6 +25,12 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
 USERNAME_PREFIX = "bench-"
 PASSWORD = "bench-annotator-pw-7f3a"  # known on purpose: a throwaway database on this machine
 CAMPAIGN_NAME = "bench"
+
+
+def say(line: str) -> None:
+    """A progress line on stderr; stdout keeps the result."""
+    print(line, file=sys.stderr, flush=True)
+
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import say
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BASE = ROOT / "training" / "weights" / "shapes-image-eps"
 MODALITY = {"image": "image", "video": "video", "views": "multiview"}
@@ -136,14 +138,14 @@ def run(args) -> dict:
         eval_specs = eval_specs[: _option(args, "eval_prompts")]
     specs = _training_specs(modality, {s.text for s in eval_specs}, _option(args, "judgments"), seed)
 
-    _say(f"{base_note}: sampling two images for each of {len(specs)} training prompts and judging them")
+    say(f"{base_note}: sampling two images for each of {len(specs)} training prompts and judging them")
     t0 = time.perf_counter()
     pairs, judged = simulated_pairs(policy, specs, seed=seed, accuracy=_option(args, "accuracy"), steps=steps)
     times["generate_and_judge_s"] = time.perf_counter() - t0
     if not pairs:
         raise RuntimeError(f"every one of {judged['judgments']} judgments was a tie: nothing to train on")
     judged_s, dpo_steps = times["generate_and_judge_s"], _option(args, "dpo_steps")
-    _say(f"{len(pairs)} pairs in {judged_s:.0f} s; Diffusion-DPO for {dpo_steps} steps")
+    say(f"{len(pairs)} pairs in {judged_s:.0f} s; Diffusion-DPO for {dpo_steps} steps")
 
     config = DPOConfig(
         steps=_option(args, "dpo_steps"),
@@ -159,7 +161,7 @@ def run(args) -> dict:
         result = train_dpo(config, policy, pairs, run_dir=run_dir, on_step=_report_every(50))
     times["train_s"] = time.perf_counter() - t0
 
-    _say(f"trained in {times['train_s']:.0f} s; judging the trained model against the base on held-out prompts")
+    say(f"trained in {times['train_s']:.0f} s; judging the trained model against the base on held-out prompts")
     t0 = time.perf_counter()
     eval_jobs = [
         (s, 10_000_000 + 1000 * i + k) for i, s in enumerate(eval_specs) for k in range(_option(args, "eval_seeds"))
@@ -194,18 +196,13 @@ def run(args) -> dict:
     }
 
 
-def _say(line: str) -> None:
-    """Progress on stderr; stdout keeps the result."""
-    print(line, file=sys.stderr, flush=True)
-
-
 def _report_every(n: int):
     """An ``on_step`` that reports the DPO loss and implicit accuracy every ``n`` steps and at the last."""
 
     def on_step(info) -> None:
         if info.step % n == 0 or info.step == info.total:
             loss, acc = info.metrics.get("loss", 0.0), info.metrics.get("implicit_acc", 0.0)
-            _say(f"  step {info.step}/{info.total}: loss {loss:.4f}, implicit accuracy {acc:.2f}")
+            say(f"  step {info.step}/{info.total}: loss {loss:.4f}, implicit accuracy {acc:.2f}")
 
     return on_step
 

@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import say
+
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "training" / "weights"
 MODALITY = {"image": "image", "video": "video", "views": "multiview"}
@@ -189,11 +191,6 @@ def _round(d: dict, digits: int = 4) -> dict:
     return {k: round(v, digits) if isinstance(v, float) else v for k, v in d.items()}
 
 
-def _say(line: str) -> None:
-    """Progress on stderr; stdout keeps the JSON."""
-    print(line, file=sys.stderr, flush=True)
-
-
 class _Progress:
     """The per-step record and the held-out accuracy curve, fed by the trainer's ``on_step``;
     ``should_stop`` ends training when the wall-time budget (evaluations included) is spent."""
@@ -216,11 +213,11 @@ class _Progress:
         )
         if self.scored.separate:
             line += f" (verifier {verified:.3f})"
-        _say(line + f", KL {info.metrics.get('kl', 0.0):.1e}")
+        say(line + f", KL {info.metrics.get('kl', 0.0):.1e}")
         if time.perf_counter() - self.last_eval >= self.every_s:
             self.curve.append(_point(self.minutes(), info.step, self.evaluate_now()))
             self.last_eval = time.perf_counter()
-            _say(f"[{self.minutes():5.1f} min] held-out accuracy {self.curve[-1]['accuracy']:.3f}")
+            say(f"[{self.minutes():5.1f} min] held-out accuracy {self.curve[-1]['accuracy']:.3f}")
 
     def should_stop(self) -> bool:
         return time.perf_counter() - self.start >= self.budget_s
@@ -294,7 +291,7 @@ def run(args) -> dict:
     evaluate_now = _evaluator(args, policy, modality, cap)
 
     before = evaluate_now()
-    _say(
+    say(
         f"{base_note}: held-out accuracy {before['overall_accuracy']:.3f} before training; {algo} for up to "
         f"{_option(args, 'minutes'):g} min"
     )
