@@ -35,6 +35,8 @@ import math
 import sys
 import time
 
+from bench import say
+
 DEFAULTS = {
     "pairs": 5000,
     "accuracy": 0.85,
@@ -91,6 +93,18 @@ def _accuracy_on(model, pairs, indices) -> float:
     return float(np.mean((d > 0) == (labels > 0.5)))
 
 
+def _progress(phase: str, every: int):
+    """An ``on_step`` that reports every ``every`` steps (and the last) on stderr."""
+
+    def on_step(info) -> None:
+        if info.step % every == 0 or info.step == info.total:
+            shown = {k: info.metrics[k] for k in ("loss", "accuracy") if k in info.metrics}
+            tail = "".join(f", {k} {v:.3f}" for k, v in shown.items())
+            say(f"{phase}: step {info.step}/{info.total} ({info.elapsed:.0f} s){tail}")
+
+    return on_step
+
+
 def run(args) -> dict:
     """Make the judgments, train, evaluate; return every figure (see the module docstring)."""
     import numpy as np
@@ -117,6 +131,7 @@ def run(args) -> dict:
         task=_opt(args, "task"),
     )
     data_s = time.perf_counter() - start
+    say(f"{len(sim.pairs)} judgments made in {data_s:.0f} s")
     config = RewardModelConfig(
         steps=_opt(args, "steps"),
         batch_size=_opt(args, "batch_size"),
@@ -131,11 +146,12 @@ def run(args) -> dict:
         pre = pretrain_reward_model(
             CaptionPretrainConfig(steps=pretrain["steps"], modality=_opt(args, "modality"), seed=_opt(args, "seed")),
             model,
+            on_step=_progress("caption pre-training", 50),
         )
         pretrain["seconds"] = round(time.perf_counter() - start, 1)
         pretrain["caption_accuracy"] = round(pre.summary["caption_accuracy"], 4)
     start = time.perf_counter()
-    result = train_reward_model(config, model, list(sim.pairs))
+    result = train_reward_model(config, model, list(sim.pairs), on_step=_progress("Bradley-Terry", 50))
     train_s = time.perf_counter() - start
     saved = _opt(args, "save")
     if saved:

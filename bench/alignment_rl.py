@@ -187,8 +187,14 @@ def _config(args, algo: str, family: str):
     return PPOConfig(samples_per_prompt=_option(args, "group_size"), **common)
 
 
-def _round(d: dict, digits: int = 4) -> dict:
-    return {k: round(v, digits) if isinstance(v, float) else v for k, v in d.items()}
+def _round(d: dict, digits: int = 4, *, significant: bool = False) -> dict:
+    """Floats rounded to ``digits`` decimals, or to ``digits`` significant figures (per-step
+    figures such as the KL, 1e-6 on the shipped bases, would round to 0 as decimals)."""
+
+    def r(v: float) -> float:
+        return float(f"{v:.{digits}g}") if significant else round(v, digits)
+
+    return {k: r(v) if isinstance(v, float) else v for k, v in d.items()}
 
 
 class _Progress:
@@ -207,7 +213,7 @@ class _Progress:
     def on_step(self, info) -> None:
         verified = self.scored.calls[-1][1]
         record = {"step": info.step, "minutes": self.minutes(), **info.metrics, "reward_verifier": verified}
-        self.steps.append(_round(record, 5))
+        self.steps.append(_round(record, 5, significant=True))
         line = (
             f"[{self.minutes():5.1f} min] step {info.step}: rollout reward {info.metrics.get('reward_mean', 0.0):.3f}"
         )

@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import say
+
 ROOT = Path(__file__).resolve().parents[1]
 RESOLUTION = 32  # pixels; the VAE halves it: 16x16x4 latents
 CHARS = "abcdefghijklmnopqrstuvwxyz"
@@ -436,7 +438,7 @@ def _measure_in(args, workdir: Path) -> dict:
         for kind in order:
             python = args.reference_python if kind == "reference" else sys.executable
             runs[kind].append(_run_worker(kind, args, workdir, python, extra[kind]))
-            print(f"repeat {r + 1} {kind:>22}: {runs[kind][-1]['pairs_per_s']:.2f} pairs/s", file=sys.stderr)
+            say(f"repeat {r + 1} {kind:>22}: {runs[kind][-1]['pairs_per_s']:.2f} pairs/s")
     medians = {k: statistics.median(x["pairs_per_s"] for x in v) for k, v in runs.items()}
     result = {
         "benchmark": "diffusion-dpo training throughput (pairs/s, steady state)",
