@@ -32,6 +32,16 @@ def say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def say_every(n: int, describe):
+    """A trainer's ``on_step`` that says ``describe(info)`` every ``n`` steps and at the last one."""
+
+    def on_step(info) -> None:
+        if info.step % n == 0 or info.step == info.total:
+            say(describe(info))
+
+    return on_step
+
+
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import say
+from bench import say, say_every
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BASE = ROOT / "training" / "weights" / "shapes-image-eps"
@@ -158,7 +158,7 @@ def run(args) -> dict:
     )
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-dpo-") as run_dir:
-        result = train_dpo(config, policy, pairs, run_dir=run_dir, on_step=_report_every(50))
+        result = train_dpo(config, policy, pairs, run_dir=run_dir, on_step=say_every(50, _describe))
     times["train_s"] = time.perf_counter() - t0
 
     say(f"trained in {times['train_s']:.0f} s; judging the trained model against the base on held-out prompts")
@@ -196,15 +196,10 @@ def run(args) -> dict:
     }
 
 
-def _report_every(n: int):
-    """An ``on_step`` that reports the DPO loss and implicit accuracy every ``n`` steps and at the last."""
-
-    def on_step(info) -> None:
-        if info.step % n == 0 or info.step == info.total:
-            loss, acc = info.metrics.get("loss", 0.0), info.metrics.get("implicit_acc", 0.0)
-            say(f"  step {info.step}/{info.total}: loss {loss:.4f}, implicit accuracy {acc:.2f}")
-
-    return on_step
+def _describe(info) -> str:
+    """The DPO loss and implicit accuracy of a step, for the progress lines."""
+    loss, acc = info.metrics.get("loss", 0.0), info.metrics.get("implicit_acc", 0.0)
+    return f"  step {info.step}/{info.total}: loss {loss:.4f}, implicit accuracy {acc:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:

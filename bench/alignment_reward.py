@@ -35,7 +35,7 @@ import math
 import sys
 import time
 
-from bench import say
+from bench import say, say_every
 
 DEFAULTS = {
     "pairs": 5000,
@@ -93,16 +93,15 @@ def _accuracy_on(model, pairs, indices) -> float:
     return float(np.mean((d > 0) == (labels > 0.5)))
 
 
-def _progress(phase: str, every: int):
-    """An ``on_step`` that reports every ``every`` steps (and the last) on stderr."""
+def _progress(phase: str):
+    """An ``on_step`` reporting the phase's loss and batch accuracy every 50 steps (and the last)."""
 
-    def on_step(info) -> None:
-        if info.step % every == 0 or info.step == info.total:
-            shown = {k: info.metrics[k] for k in ("loss", "accuracy") if k in info.metrics}
-            tail = "".join(f", {k} {v:.3f}" for k, v in shown.items())
-            say(f"{phase}: step {info.step}/{info.total} ({info.elapsed:.0f} s){tail}")
+    def describe(info) -> str:
+        shown = {k: info.metrics[k] for k in ("loss", "accuracy") if k in info.metrics}
+        tail = "".join(f", {k} {v:.3f}" for k, v in shown.items())
+        return f"{phase}: step {info.step}/{info.total} ({info.elapsed:.0f} s){tail}"
 
-    return on_step
+    return say_every(50, describe)
 
 
 def run(args) -> dict:
@@ -146,12 +145,12 @@ def run(args) -> dict:
         pre = pretrain_reward_model(
             CaptionPretrainConfig(steps=pretrain["steps"], modality=_opt(args, "modality"), seed=_opt(args, "seed")),
             model,
-            on_step=_progress("caption pre-training", 50),
+            on_step=_progress("caption pre-training"),
         )
         pretrain["seconds"] = round(time.perf_counter() - start, 1)
         pretrain["caption_accuracy"] = round(pre.summary["caption_accuracy"], 4)
     start = time.perf_counter()
-    result = train_reward_model(config, model, list(sim.pairs), on_step=_progress("Bradley-Terry", 50))
+    result = train_reward_model(config, model, list(sim.pairs), on_step=_progress("Bradley-Terry"))
     train_s = time.perf_counter() - start
     saved = _opt(args, "save")
     if saved:
