@@ -5,7 +5,9 @@
 Online RL on the shapes world, without a database. The base policy (`--base`, default the shipped
 `training/weights/shapes-<modality>[-<family>]`) gets a LoRA adapter trained for `--minutes` of
 wall time on grammar prompts of its modality that exclude the evaluation prompts (multi-view has
-only its 16 evaluation prompts, so there it trains on them and says so):
+only its 16 evaluation prompts, so there it trains on them and says so). For images that leaves
+three of the six tasks, mostly position prompts; `--train-prompts balanced` draws every task equally
+often instead, training the three small tasks on their evaluation prompts (new seeds):
 
 - `--algo grpo`: GRPO with the verifier's score as the reward;
 - `--algo ppo`: DDPO with a learned reward model (`--reward-model DIR`, loaded with
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -38,6 +41,7 @@ from bench import say
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "training" / "weights"
 MODALITY = {"image": "image", "video": "video", "views": "multiview"}
+TRAIN_PROMPTS = ("held-out", "balanced")
 
 # option -> (default, type, help); also read by `bench.alignment`'s dispatcher through add_arguments.
 OPTIONS: dict[str, tuple[object, type, str]] = {
@@ -64,6 +68,13 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     "rank": (8, int, "LoRA rank"),
     "guidance": (1.0, float, "classifier-free guidance of rollouts and evaluation"),
     "reward_model": (None, str, "PPO: learned reward model directory (default: the verifier)"),
+    "train_prompts": (
+        "held-out",
+        str,
+        "held-out: the modality's grammar prompts that are not evaluation prompts, uniformly (images: counting, "
+        "position, colour attribution only, 82%% position); balanced (images): every task equally often, tasks "
+        "whose every prompt is evaluated (single object, two objects, colours) trained on those, seeds held out",
+    ),
     "seed": (0, int, "seed of prompts, rollouts and the adapter"),
     "threads": (0, int, "torch threads (0: leave torch's default)"),
     "device": ("cpu", str, "where the policy runs: cpu or cuda (rewards and the verifier stay on the CPU)"),
@@ -116,16 +127,33 @@ def _eval_cap(args, modality: str) -> int | None:
     return _option(args, "eval_prompts") or (4 if modality == "image" else None)
 
 
-def _prompts(modality: str, cap: int | None):
-    """(training specs, evaluation specs, held out?): every grammar spec of the modality that is not
-    an evaluation prompt; multi-view has none left, so it trains on its evaluation prompts."""
+def _prompts(modality: str, cap: int | None, mode: str = "held-out"):
+    """(training specs, evaluation specs, tasks held out at the prompt level).
+
+    ``held-out``: every grammar spec of the modality that is not an evaluation prompt, each once;
+    multi-view has none left, so it trains on its evaluation prompts. For images only counting,
+    position and colour attribution have specs left (16, 256 and 40), so 82% of the draws are
+    position prompts. ``balanced`` (images): every task equally often; a task keeps its non-evaluation
+    specs where it has some, and trains on its evaluation prompts where every spec is one (single
+    object, two objects and colours have 3, 6 and 12), so for those only the seeds are held out.
+    Each task's specs are repeated up to a common count, since the trainer draws uniformly."""
     from training.shapes import evaluate, grammar
 
-    tasks = {"image": grammar.TASKS, "video": (grammar.VIDEO_TASK,), "multiview": (grammar.MULTIVIEW_TASK,)}
+    if mode not in TRAIN_PROMPTS:
+        raise ValueError(f"--train-prompts must be one of {TRAIN_PROMPTS}, got {mode!r}")
+    tasks = {"image": grammar.TASKS, "video": (grammar.VIDEO_TASK,), "multiview": (grammar.MULTIVIEW_TASK,)}[modality]
     eval_specs = evaluate.eval_specs(modality, prompts_per_task=cap)
     all_eval = {s.text for s in evaluate.eval_specs(modality)}
-    train = [s for task in tasks[modality] for s in grammar.all_specs(task) if s.text not in all_eval]
-    return (train, eval_specs, True) if train else (list(evaluate.eval_specs(modality)), eval_specs, False)
+    by_task = {task: [s for s in grammar.all_specs(task) if s.text not in all_eval] for task in tasks}
+    held_out = [task for task in tasks if by_task[task]]
+    if mode == "held-out":
+        train = [s for task in tasks for s in by_task[task]]
+        if train:
+            return train, eval_specs, held_out
+        return list(evaluate.eval_specs(modality)), eval_specs, []
+    by_task = {task: by_task[task] or grammar.all_specs(task) for task in tasks}
+    common = math.lcm(*(len(specs) for specs in by_task.values()))
+    return [s for specs in by_task.values() for s in specs * (common // len(specs))], eval_specs, held_out
 
 
 class _Scored:
@@ -290,7 +318,7 @@ def run(args) -> dict:
     )
     modality = MODALITY[policy.modality]
     cap = _eval_cap(args, modality)
-    train_specs, eval_specs, held_out = _prompts(modality, cap)
+    train_specs, eval_specs, held_out = _prompts(modality, cap, _option(args, "train_prompts"))
     data = [(s.text, {"spec": s.to_dict()}) for s in train_specs]
     config = _config(args, algo, policy.family)
     scored, reward_note = _reward(args, algo)
@@ -332,9 +360,11 @@ def run(args) -> dict:
         "device": str(policy.device),
         "config": config.to_dict(),
         "held_out": {
-            "held_out": held_out,
+            "held_out": bool(held_out),
+            "held_out_tasks": held_out,
             "prompts": len(eval_specs),
-            "train_prompts": len(train_specs),
+            "train_prompts": len({s.text for s in train_specs}),
+            "train_draws": _option(args, "train_prompts"),
             "samples_per_prompt": _option(args, "eval_samples"),
             "eval_steps": _option(args, "eval_steps"),
         },
