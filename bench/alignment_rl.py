@@ -233,6 +233,7 @@ class _Progress:
         self.scored, self.evaluate_now, self.every_s, self.budget_s = scored, evaluate_now, every_s, budget_s
         self.start = self.last_eval = time.perf_counter()
         self.steps: list[dict] = []
+        self.before = before
         self.curve = [_point(0.0, 0, before)]
 
     def minutes(self) -> float:
@@ -249,16 +250,27 @@ class _Progress:
             line += f" (verifier {verified:.3f})"
         say(line + f", KL {info.metrics.get('kl', 0.0):.1e}")
         if time.perf_counter() - self.last_eval >= self.every_s:
-            self.curve.append(_point(self.minutes(), info.step, self.evaluate_now()))
+            point = _point(self.minutes(), info.step, self.evaluate_now(), self.before)
+            self.curve.append(point)
             self.last_eval = time.perf_counter()
-            say(f"[{self.minutes():5.1f} min] held-out accuracy {self.curve[-1]['accuracy']:.3f}")
+            say(
+                f"[{self.minutes():5.1f} min] held-out accuracy {point['accuracy']:.3f} "
+                f"({point['gained']} samples gained, {point['lost']} lost)"
+            )
 
     def should_stop(self) -> bool:
         return time.perf_counter() - self.start >= self.budget_s
 
 
-def _point(minutes: float, step: int, e: dict) -> dict:
-    return _round({"minutes": minutes, "step": step, "accuracy": e["overall_accuracy"], "mean_score": e["mean_score"]})
+def _point(minutes: float, step: int, e: dict, before: dict | None = None) -> dict:
+    """A point of the curve; after the first, also the samples gained and lost since ``before``."""
+    from training.shapes.evaluate import paired_change
+
+    point = {"minutes": minutes, "step": step, "accuracy": e["overall_accuracy"], "mean_score": e["mean_score"]}
+    if before is not None:
+        change = paired_change(before, e)
+        point |= {"gained": change["gained"], "lost": change["lost"]}
+    return _round(point)
 
 
 def _summary(e: dict) -> dict:
@@ -306,6 +318,7 @@ def run(args) -> dict:
     from training.algorithms.grpo import train_grpo
     from training.algorithms.policy_gradient import RLComponents
     from training.algorithms.ppo import train_ppo
+    from training.shapes.evaluate import paired_change
 
     algo = (args.get("algo") if isinstance(args, dict) else getattr(args, "algo", None)) or "grpo"
     if algo not in ("grpo", "ppo"):
@@ -348,7 +361,7 @@ def run(args) -> dict:
         )
     train_s = time.perf_counter() - progress.start
     after = evaluate_now()
-    progress.curve.append(_point(train_s / 60, result.steps, after))
+    progress.curve.append(_point(train_s / 60, result.steps, after, before))
     zero_std = [s["zero_std_groups"] for s in progress.steps if "zero_std_groups" in s]
     return {
         "benchmark": f"alignment: {algo.upper()} with the {reward_note} reward (shapes world)",
@@ -371,6 +384,8 @@ def run(args) -> dict:
         "before": _summary(before),
         "after": _summary(after),
         "accuracy_gain": round(after["overall_accuracy"] - before["overall_accuracy"], 4),
+        # the same prompts and seeds before and after: which samples changed, and the sign test
+        "paired": _round(paired_change(before, after), significant=True),
         "curve": progress.curve,
         "train_steps": result.steps,
         "samples_seen": result.steps * result.summary.get("samples_per_step", 0),
@@ -397,6 +412,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"accuracy {b['accuracy']:.3f} -> {a['accuracy']:.3f}; mean score {b['mean_score']:.3f} -> "
             f"{a['mean_score']:.3f}; diversity {b['diversity']:.3f} -> {a['diversity']:.3f}"
+        )
+        p = result["paired"]
+        print(
+            f"same prompts and seeds: {p['gained']} of {p['samples']} samples became correct, {p['lost']} stopped "
+            f"being correct (sign test p = {p['sign_test_p']:.2g})"
         )
         if result["reward_gap"]:
             print(f"learned reward vs verifier: {result['reward_gap']}")

@@ -16,6 +16,7 @@ the model anything new.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -64,9 +65,11 @@ def evaluate(
     scores: dict[str, list[float]] = {}
     by_prompt: dict[int, list[np.ndarray]] = {}
     solved: dict[str, dict[int, bool]] = {}
+    verdicts: list[bool] = []
     for (i, spec, _), item in zip(jobs, media, strict=True):
         verdict = verify.verify(spec, item)
         correct = verdict.score >= 1.0
+        verdicts.append(correct)
         per_task.setdefault(spec.task, []).append(1.0 if correct else 0.0)
         scores.setdefault(spec.task, []).append(float(verdict.score))
         by_prompt.setdefault(i, []).append(item)
@@ -91,4 +94,20 @@ def evaluate(
         "prompts": len(specs),
         "samples": len(jobs),
         "tasks": tasks,
+        # per sample, in prompt then seed order: two evaluations of the same prompts and seeds can
+        # be compared sample by sample (paired_change), which sees far smaller changes than accuracies
+        "correct": verdicts,
     }
+
+
+def paired_change(before: dict, after: dict) -> dict:
+    """Samples that became correct and that stopped being correct between two evaluations of the same
+    prompts and seeds, with the two-sided exact sign test of "no change" on those that changed."""
+    a, b = before["correct"], after["correct"]
+    if len(a) != len(b) or before["prompts"] != after["prompts"] or before["k"] != after["k"]:
+        raise ValueError("paired_change needs two evaluations of the same prompts and samples per prompt")
+    gained = sum(1 for x, y in zip(a, b, strict=True) if y and not x)
+    lost = sum(1 for x, y in zip(a, b, strict=True) if x and not y)
+    n = gained + lost
+    tail = sum(math.comb(n, k) for k in range(min(gained, lost) + 1)) / 2**n
+    return {"samples": len(a), "gained": gained, "lost": lost, "sign_test_p": min(1.0, 2 * tail)}

@@ -50,3 +50,37 @@ def test_pass_at_k_is_never_below_accuracy_and_one_sample_makes_them_equal():
     report = evaluate.evaluate(sampler, "image", samples_per_prompt=1, prompts_per_task=3)
     for row in report["tasks"].values():
         assert row["pass_at_k"] == row["accuracy"]
+
+
+def test_correct_lists_every_sample_in_prompt_then_seed_order():
+    report = evaluate.evaluate(_sampler(lambda i, k: k == 1), "image", samples_per_prompt=K, prompts_per_task=PER_TASK)
+    assert report["correct"] == [k == 1 for _ in range(report["prompts"]) for k in range(K)]
+
+
+def test_paired_change_counts_samples_gained_and_lost_with_the_exact_sign_test():
+    def run(correct):
+        return evaluate.evaluate(_sampler(correct), "image", samples_per_prompt=K, prompts_per_task=PER_TASK)
+
+    first = run(lambda i, k: k == 0)
+    n_prompts = PER_TASK * len(grammar.TASKS)
+    more = evaluate.paired_change(first, run(lambda i, k: k < 2))
+    assert more == {"samples": n_prompts * K, "gained": n_prompts, "lost": 0, "sign_test_p": 2 / 2**n_prompts}
+    # as many gained as lost: the accuracy is unchanged and the sign test sees no change at all
+    swapped = evaluate.paired_change(first, run(lambda i, k: k == 1))
+    assert (swapped["gained"], swapped["lost"], swapped["sign_test_p"]) == (n_prompts, n_prompts, 1.0)
+    # 3 gained, 1 lost: p = 2 * (C(4,0) + C(4,1)) / 2^4 = 0.625
+    three_one = evaluate.paired_change(run(lambda i, k: k == 0 and i == 0), run(lambda i, k: k == 0 and i in (1, 2, 3)))
+    assert (three_one["gained"], three_one["lost"], three_one["sign_test_p"]) == (3, 1, 0.625)
+    assert evaluate.paired_change(first, first) == {
+        "samples": n_prompts * K,
+        "gained": 0,
+        "lost": 0,
+        "sign_test_p": 1.0,
+    }
+
+
+def test_paired_change_refuses_evaluations_of_different_samples():
+    a = evaluate.evaluate(_sampler(lambda i, k: True), "image", samples_per_prompt=2, prompts_per_task=1)
+    b = evaluate.evaluate(_sampler(lambda i, k: True), "image", samples_per_prompt=1, prompts_per_task=2)
+    with pytest.raises(ValueError, match="same prompts"):
+        evaluate.paired_change(a, b)
