@@ -250,7 +250,10 @@ class _Progress:
             line += f" (verifier {verified:.3f})"
         say(line + f", KL {info.metrics.get('kl', 0.0):.1e}")
         if time.perf_counter() - self.last_eval >= self.every_s:
-            point = _point(self.minutes(), info.step, self.evaluate_now(), self.before)
+            from training.shapes.evaluate import paired_change
+
+            now = self.evaluate_now()
+            point = _point(self.minutes(), info.step, now, paired_change(self.before, now))
             self.curve.append(point)
             self.last_eval = time.perf_counter()
             say(
@@ -262,13 +265,11 @@ class _Progress:
         return time.perf_counter() - self.start >= self.budget_s
 
 
-def _point(minutes: float, step: int, e: dict, before: dict | None = None) -> dict:
-    """A point of the curve; after the first, also the samples gained and lost since ``before``."""
-    from training.shapes.evaluate import paired_change
-
+def _point(minutes: float, step: int, e: dict, change: dict | None = None) -> dict:
+    """A point of the curve; after the first, also the samples gained and lost since the start
+    (``change``: :func:`~training.shapes.evaluate.paired_change` of the first evaluation and ``e``)."""
     point = {"minutes": minutes, "step": step, "accuracy": e["overall_accuracy"], "mean_score": e["mean_score"]}
-    if before is not None:
-        change = paired_change(before, e)
+    if change is not None:
         point |= {"gained": change["gained"], "lost": change["lost"]}
     return _round(point)
 
@@ -332,7 +333,9 @@ def run(args) -> dict:
     modality = MODALITY[policy.modality]
     cap = _eval_cap(args, modality)
     train_specs, eval_specs, held_out = _prompts(modality, cap, _option(args, "train_prompts"))
-    data = [(s.text, {"spec": s.to_dict()}) for s in train_specs]
+    # balanced draws repeat each spec many times (23,040 entries for 333 specs): one entry per spec
+    entries = {s.text: (s.text, {"spec": s.to_dict()}) for s in train_specs}
+    data = [entries[s.text] for s in train_specs]
     config = _config(args, algo, policy.family)
     scored, reward_note = _reward(args, algo)
     evaluate_now = _evaluator(args, policy, modality, cap)
@@ -361,7 +364,8 @@ def run(args) -> dict:
         )
     train_s = time.perf_counter() - progress.start
     after = evaluate_now()
-    progress.curve.append(_point(train_s / 60, result.steps, after, before))
+    change = paired_change(before, after)
+    progress.curve.append(_point(train_s / 60, result.steps, after, change))
     zero_std = [s["zero_std_groups"] for s in progress.steps if "zero_std_groups" in s]
     return {
         "benchmark": f"alignment: {algo.upper()} with the {reward_note} reward (shapes world)",
@@ -385,7 +389,7 @@ def run(args) -> dict:
         "after": _summary(after),
         "accuracy_gain": round(after["overall_accuracy"] - before["overall_accuracy"], 4),
         # the same prompts and seeds before and after: which samples changed, and the sign test
-        "paired": _round(paired_change(before, after), significant=True),
+        "paired": _round(change, significant=True),
         "curve": progress.curve,
         "train_steps": result.steps,
         "samples_seen": result.steps * result.summary.get("samples_per_step", 0),
