@@ -20,7 +20,9 @@ prompts before and after, their curve over wall time (evaluated every `--eval-ev
 diversity before and after (mean pairwise distance of a prompt's samples: a collapse shows here
 even when accuracy rises), the KL to the base, and the per-step training figures. Evaluation
 samples deterministically (DDIM / flow Euler, `--eval-steps`); rollouts use DDIM with eta 1 or the
-flow SDE. Where the base weights are missing a randomly initialised pipeline of the same
+flow SDE. `--steps N` stops after N steps (the wall-time budget still applies); `--keep-adapters DIR`
+saves the adapter at every evaluation and at the end (DIR/step-N), so any point of the curve can be
+examined again. Where the base weights are missing a randomly initialised pipeline of the same
 architecture is used and the output says so: its samples are noise, verifier scores are near 0,
 almost every group has zero spread and little is trained; that run checks plumbing and timings only.
 The last line is one JSON object.
@@ -49,6 +51,7 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     "family": ("eps", str, "eps or flow, for images (ignored with --base)"),
     "base": (None, str, "base pipeline directory (default: the shipped one for modality/family)"),
     "minutes": (30.0, float, "wall-time budget of training, evaluations included"),
+    "steps": (0, int, "stop after this many RL steps, or at the wall-time budget if sooner (0: budget only)"),
     "eval_every": (5.0, float, "minutes between held-out evaluations (the accuracy curve)"),
     "eval_prompts": (0, int, "held-out prompts per task for images, in total otherwise (0: 4 per task / all)"),
     "eval_samples": (2, int, "samples per held-out prompt (>= 2 for diversity)"),
@@ -76,6 +79,7 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
         "whose every prompt is evaluated (single object, two objects, colours) trained on those, seeds held out",
     ),
     "seed": (0, int, "seed of prompts, rollouts and the adapter"),
+    "keep_adapters": (None, str, "directory to save the adapter in at every evaluation (step-N/), the final one too"),
     "threads": (0, int, "torch threads (0: leave torch's default)"),
     "device": ("cpu", str, "where the policy runs: cpu or cuda (rewards and the verifier stay on the CPU)"),
 }
@@ -193,7 +197,7 @@ def _config(args, algo: str, family: str):
     # with an SDE window every stochastic step is trained by default
     fraction = _option(args, "timestep_fraction") or (0.7 if eps and not window else 1.0)
     common = {
-        "steps": 1_000_000,  # the wall-time budget stops the run
+        "steps": _option(args, "steps") or 1_000_000,  # else the wall-time budget stops the run
         "prompts_per_step": _option(args, "prompts_per_step"),
         "sampler_steps": _option(args, "sample_steps"),
         "guidance": _option(args, "guidance"),
@@ -229,8 +233,11 @@ class _Progress:
     """The per-step record and the held-out accuracy curve, fed by the trainer's ``on_step``;
     ``should_stop`` ends training when the wall-time budget (evaluations included) is spent."""
 
-    def __init__(self, scored: _Scored, evaluate_now, *, every_s: float, budget_s: float, before: dict) -> None:
+    def __init__(
+        self, scored: _Scored, evaluate_now, *, every_s: float, budget_s: float, before: dict, keep=None
+    ) -> None:
         self.scored, self.evaluate_now, self.every_s, self.budget_s = scored, evaluate_now, every_s, budget_s
+        self.keep = keep  # called with the step at every evaluation (saves the adapter), or None
         self.start = self.last_eval = time.perf_counter()
         self.steps: list[dict] = []
         self.before = before
@@ -253,6 +260,8 @@ class _Progress:
             from training.shapes.evaluate import paired_change
 
             now = self.evaluate_now()
+            if self.keep is not None:
+                self.keep(info.step)
             point = _point(self.minutes(), info.step, now, paired_change(self.before, now))
             self.curve.append(point)
             self.last_eval = time.perf_counter()
@@ -345,12 +354,18 @@ def run(args) -> dict:
         f"{base_note}: held-out accuracy {before['overall_accuracy']:.3f} before training; {algo} for up to "
         f"{_option(args, 'minutes'):g} min"
     )
+    keep_dir = _option(args, "keep_adapters")
+
+    def keep(step: int) -> None:
+        policy.save_adapter(Path(keep_dir) / f"step-{step}")
+
     progress = _Progress(
         scored,
         evaluate_now,
         every_s=60 * _option(args, "eval_every"),
         budget_s=60 * _option(args, "minutes"),
         before=before,
+        keep=keep if keep_dir else None,
     )
     train = train_grpo if algo == "grpo" else train_ppo
     with tempfile.TemporaryDirectory(prefix=f"bench-{algo}-") as run_dir:
@@ -363,6 +378,8 @@ def run(args) -> dict:
             should_stop=progress.should_stop,
         )
     train_s = time.perf_counter() - progress.start
+    if keep_dir:
+        keep(result.steps)
     after = evaluate_now()
     change = paired_change(before, after)
     progress.curve.append(_point(train_s / 60, result.steps, after, change))
@@ -398,6 +415,7 @@ def run(args) -> dict:
         "zero_std_groups_mean": round(sum(zero_std) / len(zero_std), 4) if zero_std else None,
         "reward_gap": _gap(progress.steps, scored.separate),
         "steps": progress.steps,
+        "kept_adapters": keep_dir,
         "seconds": {"train": round(train_s, 1), "total": round(time.perf_counter() - started, 1)},
     }
 

@@ -1,0 +1,38 @@
+"""The RL benchmark end to end on the shipped video base, at toy sizes: the step limit holds, and
+the adapters it keeps are the weights it evaluated (reloaded into the base, they score the same)."""
+
+from bench.alignment_rl import WEIGHTS, _evaluator, run
+from training.algorithms.loading import load_generator
+
+TOY = {
+    "algo": "ppo",
+    "modality": "video",
+    "eval_prompts": 2,
+    "eval_samples": 2,
+    "eval_steps": 2,
+    "sample_steps": 2,
+    "sde_window": 1,
+    "prompts_per_step": 2,
+    "group_size": 2,
+    "lr": 3e-2,
+    "threads": 1,
+}
+
+
+def test_steps_limit_and_kept_adapters_reproduce_the_evaluation(tmp_path):
+    keep = tmp_path / "adapters"
+    result = run(TOY | {"steps": 2, "eval_every": 0.0, "minutes": 10.0, "keep_adapters": str(keep)})
+
+    assert result["train_steps"] == 2 and len(result["steps"]) == 2
+    # an evaluation after each step (eval_every 0) and the final one
+    assert [p["step"] for p in result["curve"]] == [0, 1, 2, 2]
+    assert sorted(p.name for p in keep.iterdir()) == ["step-1", "step-2"]
+    assert result["kept_adapters"] == str(keep)
+
+    # training moved the score, so a kept base (or a stale adapter) would not reproduce it
+    assert result["after"]["mean_score"] != result["before"]["mean_score"]
+    policy = load_generator(str(WEIGHTS / "shapes-video"), adapter=str(keep / "step-2"))
+    again = _evaluator(TOY, policy, "video", 2)()
+    assert round(again["mean_score"], 4) == result["after"]["mean_score"]
+    assert round(again["overall_accuracy"], 4) == result["after"]["accuracy"]
+    assert round(again["mean_score"], 4) == result["curve"][2]["mean_score"]
