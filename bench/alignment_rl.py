@@ -242,6 +242,7 @@ class _Progress:
         self.steps: list[dict] = []
         self.before = before
         self.curve = [_point(0.0, 0, before)]
+        self.latest: tuple[int, dict, dict] | None = None  # (step, evaluation, paired change) of the last point
 
     def minutes(self) -> float:
         return (time.perf_counter() - self.start) / 60
@@ -262,8 +263,10 @@ class _Progress:
             now = self.evaluate_now()
             if self.keep is not None:
                 self.keep(info.step)
-            point = _point(self.minutes(), info.step, now, paired_change(self.before, now))
+            change = paired_change(self.before, now)
+            point = _point(self.minutes(), info.step, now, change)
             self.curve.append(point)
+            self.latest = (info.step, now, change)
             self.last_eval = time.perf_counter()
             say(
                 f"[{self.minutes():5.1f} min] held-out accuracy {point['accuracy']:.3f} "
@@ -378,11 +381,15 @@ def run(args) -> dict:
             should_stop=progress.should_stop,
         )
     train_s = time.perf_counter() - progress.start
-    if keep_dir:
-        keep(result.steps)
-    after = evaluate_now()
-    change = paired_change(before, after)
-    progress.curve.append(_point(train_s / 60, result.steps, after, change))
+    if progress.latest is not None and progress.latest[0] == result.steps:
+        # the budget ran out right after an evaluation: that one is the final point
+        _, after, change = progress.latest
+    else:
+        if keep_dir:
+            keep(result.steps)
+        after = evaluate_now()
+        change = paired_change(before, after)
+        progress.curve.append(_point(train_s / 60, result.steps, after, change))
     zero_std = [s["zero_std_groups"] for s in progress.steps if "zero_std_groups" in s]
     return {
         "benchmark": f"alignment: {algo.upper()} with the {reward_note} reward (shapes world)",

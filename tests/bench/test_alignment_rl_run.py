@@ -22,12 +22,17 @@ TOY = {
 def test_steps_limit_and_kept_adapters_reproduce_the_evaluation(tmp_path):
     keep = tmp_path / "adapters"
     result = run(TOY | {"steps": 2, "eval_every": 0.0, "minutes": 10.0, "keep_adapters": str(keep)})
+    final = run(TOY | {"steps": 2, "eval_every": 100.0, "minutes": 10.0, "keep_adapters": str(tmp_path / "final")})
 
     assert result["train_steps"] == 2 and len(result["steps"]) == 2
-    # an evaluation after each step (eval_every 0) and the final one
-    assert [p["step"] for p in result["curve"]] == [0, 1, 2, 2]
+    # an evaluation after each step (eval_every 0); the one after the last step is the final one
+    assert [p["step"] for p in result["curve"]] == [0, 1, 2]
     assert sorted(p.name for p in keep.iterdir()) == ["step-1", "step-2"]
     assert result["kept_adapters"] == str(keep)
+    # without evaluations during training: the final adapter is kept and the curve has two points
+    assert [p["step"] for p in final["curve"]] == [0, 2]
+    assert sorted(p.name for p in (tmp_path / "final").iterdir()) == ["step-2"]
+    assert final["after"] == result["after"] | {"seconds": final["after"]["seconds"]}
 
     # training moved the score, so a kept base (or a stale adapter) would not reproduce it
     assert result["after"]["mean_score"] != result["before"]["mean_score"]
