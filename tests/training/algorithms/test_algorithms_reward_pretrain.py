@@ -95,13 +95,15 @@ def test_caption_matching_is_learned():
     # 200 steps of a small model: the true pairing ranks first in its group of 4 (caption among
     # captions, render among renders) far more often than before training (about 1 in 4, chance).
     model = build_reward_model(RewardModelConfig(channels=(8, 16), feature_dim=16, text_dim=8, hidden=16))
-    batch = caption_batch(np.random.default_rng(99), "image", 64, 3, 3)
+    batch = caption_batch(np.random.default_rng(99), "image", 256, 3, 3)
     before = caption_accuracy(model, batch)
     pretrain_reward_model(CaptionPretrainConfig(steps=200, batch_size=16, negatives=3, lr=5e-3), model)
     after = caption_accuracy(model, batch)
-    # Measured (seeded, one thread): 0.27 before, 0.58 after; the full-size model in the benchmark
-    # reaches 0.96 in groups of 8.
-    assert before < 0.35 and after >= 0.5, (before, after)
+    # Chance is 0.25 (standard error 0.027 on 256 groups). Seeded and on one thread, the trained
+    # figure still depends on the CPU's float kernels: 0.58 on 64 groups on one host, 0.46 on 64 and
+    # 0.49 on 256 on another, 0.26 before on both. The full-size model in the benchmark reaches 0.96
+    # in groups of 8.
+    assert before < 0.32 and after >= 0.40, (before, after)
 
 
 @pytest.mark.parametrize(
