@@ -258,20 +258,25 @@ class _Progress:
             line += f" (verifier {verified:.3f})"
         say(line + f", KL {info.metrics.get('kl', 0.0):.1e}")
         if time.perf_counter() - self.last_eval >= self.every_s:
-            from training.shapes.evaluate import paired_change
-
-            now = self.evaluate_now()
-            if self.keep is not None:
-                self.keep(info.step)
-            change = paired_change(self.before, now)
-            point = _point(self.minutes(), info.step, now, change)
-            self.curve.append(point)
-            self.latest = (info.step, now, change)
+            self.evaluate(info.step)
             self.last_eval = time.perf_counter()
+            point = self.curve[-1]
             say(
                 f"[{self.minutes():5.1f} min] held-out accuracy {point['accuracy']:.3f} "
                 f"({point['gained']} samples gained, {point['lost']} lost)"
             )
+
+    def evaluate(self, step: int, minutes: float | None = None) -> None:
+        """Evaluate the current weights after ``step``, keep the adapter, add the curve point
+        (at ``minutes``, default now) and record it as ``latest``."""
+        from training.shapes.evaluate import paired_change
+
+        now = self.evaluate_now()
+        if self.keep is not None:
+            self.keep(step)
+        change = paired_change(self.before, now)
+        self.curve.append(_point(self.minutes() if minutes is None else minutes, step, now, change))
+        self.latest = (step, now, change)
 
     def should_stop(self) -> bool:
         return time.perf_counter() - self.start >= self.budget_s
@@ -331,7 +336,6 @@ def run(args) -> dict:
     from training.algorithms.grpo import train_grpo
     from training.algorithms.policy_gradient import RLComponents
     from training.algorithms.ppo import train_ppo
-    from training.shapes.evaluate import paired_change
 
     algo = (args.get("algo") if isinstance(args, dict) else getattr(args, "algo", None)) or "grpo"
     if algo not in ("grpo", "ppo"):
@@ -381,15 +385,10 @@ def run(args) -> dict:
             should_stop=progress.should_stop,
         )
     train_s = time.perf_counter() - progress.start
-    if progress.latest is not None and progress.latest[0] == result.steps:
-        # the budget ran out right after an evaluation: that one is the final point
-        _, after, change = progress.latest
-    else:
-        if keep_dir:
-            keep(result.steps)
-        after = evaluate_now()
-        change = paired_change(before, after)
-        progress.curve.append(_point(train_s / 60, result.steps, after, change))
+    # unless the budget ran out right after an evaluation, which is then the final point
+    if progress.latest is None or progress.latest[0] != result.steps:
+        progress.evaluate(result.steps, train_s / 60)
+    _, after, change = progress.latest
     zero_std = [s["zero_std_groups"] for s in progress.steps if "zero_std_groups" in s]
     return {
         "benchmark": f"alignment: {algo.upper()} with the {reward_note} reward (shapes world)",
