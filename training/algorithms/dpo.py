@@ -41,6 +41,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -398,26 +399,14 @@ def train_dpo(
     pairs = _check_data(policy, data)
     params = prepare_adapter(policy, config)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    run = Run(
-        run_dir,
-        total_steps=config.steps,
-        seed=config.seed,
-        checkpoint_every=config.checkpoint_every,
-        on_step=on_step,
-        should_stop=should_stop,
-    )
+    run = Run.for_config(config, run_dir, on_step=on_step, should_stop=should_stop)
     modules = {"denoiser": policy.denoiser}
     start = run.resume(modules=modules, optimizer=optimizer)
     encoder = _PairEncoder(policy, pairs, cache=config.cache_encodings)
     clip = config.max_grad_norm if config.max_grad_norm > 0 else math.inf
     scheduler = policy.training_scheduler()
     with policy.eval_mode():
-        for step in range(start, config.steps):
-            if run.stopping():
-                break
-            lr = _lr(config, step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+        for step in run.steps(start, optimizer=optimizer, lr_at=partial(_lr, config)):
             idx = run.rng.choice(len(pairs), size=config.batch_size, replace=config.batch_size > len(pairs))
             drop = run.rng.random(config.batch_size) < config.uncond_rate
             x0_w, x0_l = encoder.clean(idx, run.generator)
@@ -427,7 +416,8 @@ def train_dpo(
             out["loss"].backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
             optimizer.step()
-            metrics = {k: float(v.detach()) for k, v in out.items()} | {"grad_norm": float(grad_norm), "lr": lr}
+            metrics = {k: float(v.detach()) for k, v in out.items()} | {"grad_norm": float(grad_norm)}
+            metrics["lr"] = optimizer.param_groups[0]["lr"]
             run.end_step(step, metrics, modules=modules, optimizer=optimizer)
     run.close(modules=modules, optimizer=optimizer)
     adapter = save_dpo_adapter(policy, Path(run_dir) / ADAPTER_DIR) if run_dir is not None else None

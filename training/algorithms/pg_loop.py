@@ -214,14 +214,7 @@ def train_policy_gradient(
     params = prepare_policy(components, config)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     modules = {"denoiser": policy.denoiser}
-    run = Run(
-        run_dir,
-        total_steps=config.steps,
-        seed=config.seed,
-        checkpoint_every=config.checkpoint_every,
-        on_step=on_step,
-        should_stop=should_stop,
-    )
+    run = Run.for_config(config, run_dir, on_step=on_step, should_stop=should_stop)
     start = run.resume(modules=modules, optimizer=optimizer)
     if state is not None and "advantage_state" in run.extra:
         state.load_state_dict(run.extra["advantage_state"])
@@ -229,9 +222,7 @@ def train_policy_gradient(
     settings = UpdateSettings(
         config.clip_range, config.adv_clip, config.kl_beta, config.max_grad_norm, config.inner_epochs
     )
-    for step_index in range(start, config.steps):
-        if run.stopping():
-            break
+    for step_index in run.steps(start):
         draw = _draw(run, data, config, samples_per_prompt, same_initial_noise)
         metrics = _step(run, config, components, draw, advantages, optimizer, settings)
         if state is not None:

@@ -35,7 +35,7 @@ from training.algorithms.reward_backbones import (
     load_reward_model,
     save_reward_model,
 )
-from training.algorithms.run import Run, StepInfo, TrainResult, warmup_cosine_lr
+from training.algorithms.run import Run, StepInfo, TrainResult, cosine_schedule
 from training.shapes import grammar, render, verify
 
 __all__ = [
@@ -444,29 +444,15 @@ def train_reward_model(
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
     )
-    run = Run(
-        run_dir,
-        total_steps=config.steps,
-        seed=config.seed,
-        checkpoint_every=config.checkpoint_every,
-        on_step=on_step,
-        should_stop=should_stop,
-    )
+    run = Run.for_config(config, run_dir, on_step=on_step, should_stop=should_stop)
     modules = {"reward_model": model}
     start = run.resume(modules=modules, optimizer=optimizer)
     model.train()
-    for step in range(start, config.steps):
-        if run.stopping():
-            break
-        lr = warmup_cosine_lr(
-            step, steps=config.steps, warmup_steps=config.warmup_steps, lr=config.lr, min_lr_ratio=config.min_lr_ratio
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+    for step in run.steps(start, optimizer=optimizer, lr_at=cosine_schedule(config)):
         picked = run.rng.choice(len(train_idx), size=min(config.batch_size, len(train_idx)), replace=False)
         shown = Presentation.draw(run.rng, len(picked), config)
         metrics = _train_step(model, optimizer, [data[train_idx[i]] for i in picked], shown, config)
-        metrics["lr"] = lr
+        metrics["lr"] = optimizer.param_groups[0]["lr"]
         if config.eval_every and held and (step + 1) % config.eval_every == 0:
             acc = evaluate_pairs(model, held, batch_size=config.eval_batch_size)["accuracy"]
             if acc is not None:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from training.algorithms.reward_backbones import OVERALL, RewardModel
-from training.algorithms.run import Run, StepInfo, TrainResult, warmup_cosine_lr
+from training.algorithms.run import Run, StepInfo, TrainResult, cosine_schedule
 from training.shapes import grammar, render
 
 MODALITIES = ("image", "video", "multiview")
@@ -193,25 +193,11 @@ def pretrain_reward_model(
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
     )
-    run = Run(
-        run_dir,
-        total_steps=config.steps,
-        seed=config.seed,
-        checkpoint_every=config.checkpoint_every,
-        on_step=on_step,
-        should_stop=should_stop,
-    )
+    run = Run.for_config(config, run_dir, on_step=on_step, should_stop=should_stop)
     modules = {"reward_model": model}
     start = run.resume(modules=modules, optimizer=optimizer)
     model.train()
-    for step in range(start, config.steps):
-        if run.stopping():
-            break
-        lr = warmup_cosine_lr(
-            step, steps=config.steps, warmup_steps=config.warmup_steps, lr=config.lr, min_lr_ratio=config.min_lr_ratio
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+    for step in run.steps(start, optimizer=optimizer, lr_at=cosine_schedule(config)):
         batch = caption_batch(
             run.rng,
             config.modality,
@@ -225,7 +211,7 @@ def pretrain_reward_model(
         loss = F.cross_entropy(scores, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        metrics = {"loss": float(loss.detach()), "lr": lr}
+        metrics = {"loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"]}
         if config.grad_clip:
             params = [p for g in optimizer.param_groups for p in g["params"]]
             metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, config.grad_clip))

@@ -3,12 +3,9 @@
 Every algorithm's entry point ``train_x(config, components, data, *, run_dir, on_step,
 should_stop)`` drives one :class:`Run`:
 
-    run = Run(run_dir, total_steps=config.steps, seed=config.seed, checkpoint_every=...,
-              on_step=on_step, should_stop=should_stop)
+    run = Run.for_config(config, run_dir, on_step=on_step, should_stop=should_stop)
     start = run.resume(modules={"denoiser": unet}, optimizer=opt)
-    for step in range(start, config.steps):
-        if run.stopping():
-            break
+    for step in run.steps(start, optimizer=opt, lr_at=schedule):  # ends early on should_stop
         ... draw data from run.rng / noise from run.generator ...
         run.end_step(step, metrics, modules=..., optimizer=...)
     run.close(modules=..., optimizer=...)
@@ -24,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +39,13 @@ def warmup_cosine_lr(step: int, *, steps: int, warmup_steps: int, lr: float, min
     span = max(1, steps - warmup_steps - 1)
     progress = min(1.0, (step - warmup_steps) / span)
     return lr * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def cosine_schedule(config) -> Callable[[int], float]:
+    """:func:`warmup_cosine_lr` with a config's ``steps``, ``warmup_steps``, ``lr`` and ``min_lr_ratio``."""
+    return lambda step: warmup_cosine_lr(
+        step, steps=config.steps, warmup_steps=config.warmup_steps, lr=config.lr, min_lr_ratio=config.min_lr_ratio
+    )
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,25 @@ class Run:
         self.extra: dict = {}  # algorithm state to keep across a resume (tensors, numbers, lists)
         self._started = time.perf_counter()
 
+    @classmethod
+    def for_config(
+        cls,
+        config,
+        run_dir: str | Path | None,
+        *,
+        on_step: Callable[[StepInfo], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Run:
+        """A run of a trainer's config: its ``steps``, ``seed`` and ``checkpoint_every``."""
+        return cls(
+            run_dir,
+            total_steps=config.steps,
+            seed=config.seed,
+            checkpoint_every=config.checkpoint_every,
+            on_step=on_step,
+            should_stop=should_stop,
+        )
+
     # -- randomness ------------------------------------------------------------------------------
     def _random_state(self) -> dict:
         return {"torch": self.generator.get_state(), "numpy": json.dumps(self.rng.bit_generator.state)}
@@ -153,6 +176,20 @@ class Run:
         if self.should_stop is not None and self.should_stop():
             self.stopped = True
         return self.stopped
+
+    def steps(
+        self, start: int, *, optimizer: torch.optim.Optimizer | None = None, lr_at: Callable[[int], float] | None = None
+    ) -> Iterator[int]:
+        """The 0-based steps from ``start`` to ``total_steps``, ending early once ``should_stop``
+        says so; with ``lr_at`` each step's learning rate is set on ``optimizer`` first."""
+        for step in range(start, self.total_steps):
+            if self.stopping():
+                return
+            if lr_at is not None:
+                lr = lr_at(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            yield step
 
     def end_step(self, step: int, metrics: Mapping[str, float], *, modules, optimizer) -> None:
         """Record metrics of 0-based ``step``, report them, checkpoint when due (and at the end)."""

@@ -94,16 +94,15 @@ def _train(run_dir, total, stop_after=None, seed=0):
         should_stop=(lambda: len(seen) >= stop_after) if stop_after else None,
     )
     start = run.resume(modules={"model": model}, optimizer=opt)
-    for step in range(start, total):
-        if run.stopping():
-            break
+    for step in run.steps(start, optimizer=opt, lr_at=lambda step: 0.05 / (step + 1)):
         x = torch.randn(8, 4, generator=run.generator)
         noise = float(run.rng.normal())
         loss = ((model(x).squeeze(1) - (x.sum(1) + noise)) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
-        run.end_step(step, {"loss": loss.item()}, modules={"model": model}, optimizer=opt)
+        metrics = {"loss": loss.item(), "lr": opt.param_groups[0]["lr"]}
+        run.end_step(step, metrics, modules={"model": model}, optimizer=opt)
     run.close(modules={"model": model}, optimizer=opt)
     return model, run.result(), seen
 
@@ -112,11 +111,13 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
     straight, result, seen = _train(tmp_path / "a", 7)
     assert result.steps == 7 and not result.stopped and [s.step for s in seen] == list(range(1, 8))
     assert seen[-1].total == 7 and "loss" in seen[-1].metrics
+    assert [s.metrics["lr"] for s in seen] == [0.05 / k for k in range(1, 8)]  # set before each step
 
     _, first, _ = _train(tmp_path / "b", 7, stop_after=3)  # stops after step 3: not a checkpoint step
     assert first.stopped and first.steps == 3 and first.checkpoint.step == 3
     resumed, second, seen2 = _train(tmp_path / "b", 7)
     assert [s.step for s in seen2] == [4, 5, 6, 7] and second.steps == 7
+    assert seen2[0].metrics["lr"] == 0.05 / 4  # the schedule is a function of the step: nothing to restore
     for (name, a), b in zip(straight.named_parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b), name
 
