@@ -118,15 +118,19 @@ def _check(path: Path, kind: str, where: str, errors: list[str]) -> _Media | Non
     return _Media(path=path, mime=info.mime)
 
 
+def _known_keys(raw: dict, allowed: set[str], where: str, errors: list[str]) -> bool:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        listed = ", ".join(map(repr, unknown))
+        errors.append(f"{where}: unknown column {listed} (allowed: {', '.join(sorted(allowed))})")
+    return not unknown
+
+
 def _parse_sample(raw: object, base: Path, kind: str, where: str, errors: list[str]) -> _SampleIn | None:
     if not isinstance(raw, dict):
         errors.append(f"{where}: a sample must be an object")
         return None
-    unknown = sorted(set(raw) - SAMPLE_KEYS)
-    if unknown:
-        errors.append(
-            f"{where}: unknown column {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(SAMPLE_KEYS))})"
-        )
+    if not _known_keys(raw, SAMPLE_KEYS, where, errors):
         return None
     model = raw.get("model")
     if not isinstance(model, str) or not model.strip() or len(model) > 100:
@@ -196,11 +200,7 @@ def _parse_entry(data: object, base: Path, kind: str, where: str, errors: list[s
     if not isinstance(data, dict):
         errors.append(f"{where}: each line must be a JSON object")
         return None
-    unknown = sorted(set(data) - LINE_KEYS)
-    if unknown:
-        errors.append(
-            f"{where}: unknown column {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(LINE_KEYS))})"
-        )
+    if not _known_keys(data, LINE_KEYS, where, errors):
         return None
     text = data.get("prompt")
     if not isinstance(text, str) or not text.strip():
