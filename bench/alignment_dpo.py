@@ -7,6 +7,10 @@ each pair by the verifier (`training.shapes.raters.rater_choice`; ties dropped),
 LoRA adapter on the pairs, and the verifier judges the trained model against the base on held-out
 prompts (the fixed evaluation prompts of the modality, which the training prompts exclude), sample
 against sample with the same seed. Win rate = P(trained scores higher) + 0.5 P(equal). Target >= 0.65.
+The result also splits the verdicts by task (`by_task`). `--train-prompts balanced` draws the training
+prompts of every image task equally often (by default the evaluation prompts leave only counting,
+position and colour attribution to train on); the result lists the tasks trained on their evaluation
+prompts, with other seeds, in `held_out.seeds_only_tasks`.
 
 The base defaults to the shipped `training/weights/shapes-image-eps`; where it is missing a randomly
 initialised pipeline of the same architecture is used and the output says so (its samples are noise,
@@ -22,6 +26,7 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from bench import say, say_every
@@ -44,6 +49,13 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     "lr": (3e-4, float, "learning rate"),
     "beta": (2500.0, float, "DPO beta (diffusers SD1.5 convention)"),
     "rank": (8, int, "LoRA rank"),
+    "train_prompts": (
+        "held-out",
+        str,
+        "held-out: the grammar's own prompt draws, evaluation prompts excluded (images: counting, position and "
+        "colour attribution only, half of them position); balanced (images): every task equally often, the tasks "
+        "whose every prompt is evaluated (single object, two objects, colours) trained on those, seeds held out",
+    ),
     "seed": (0, int, "seed of prompts, samples, judgments and training"),
     "threads": (0, int, "torch threads (0: leave torch's default)"),
 }
@@ -79,13 +91,19 @@ def _load_base(path: str | None):
     return policy_from_pipeline(pipe, source="shapes-image-eps"), note
 
 
-def _training_specs(modality: str, held_out: set[str], n: int, seed: int) -> list:
-    """`n` random grammar prompts of the modality, none of them an evaluation prompt."""
+def _training_specs(modality: str, held_out: set[str], n: int, seed: int, mode: str = "held-out") -> list:
+    """`n` random grammar prompts of the modality. ``held-out``: the grammar's own draws, none of them an
+    evaluation prompt; ``balanced``: uniform draws from :func:`bench.alignment_rl.prompt_sets`'s balanced
+    list (every task equally often; where a task has only evaluation prompts it trains on those)."""
     import numpy as np
 
+    from bench.alignment_rl import prompt_sets
     from training.shapes import grammar
 
     rng = np.random.default_rng(seed)
+    if mode != "held-out":
+        pool, _, _ = prompt_sets(modality, None, mode)
+        return [pool[i] for i in rng.integers(len(pool), size=n)]
     specs = []
     while len(specs) < n:
         spec = grammar.sample_prompt(rng, modality=modality)
@@ -136,7 +154,8 @@ def run(args) -> dict:
     eval_specs = evaluate.eval_specs(modality)
     if _option(args, "eval_prompts"):
         eval_specs = eval_specs[: _option(args, "eval_prompts")]
-    specs = _training_specs(modality, {s.text for s in eval_specs}, _option(args, "judgments"), seed)
+    mode = _option(args, "train_prompts")
+    specs = _training_specs(modality, {s.text for s in eval_specs}, _option(args, "judgments"), seed, mode)
 
     say(f"{base_note}: sampling two images for each of {len(specs)} training prompts and judging them")
     t0 = time.perf_counter()
@@ -174,6 +193,10 @@ def run(args) -> dict:
     times["total_s"] = time.perf_counter() - started
 
     verdict = win_rate(trained, base)
+    by_task = {}
+    for task in dict.fromkeys(s.task for s in jobs_specs):
+        mine = [i for i, s in enumerate(jobs_specs) if s.task == task]
+        by_task[task] = win_rate([trained[i] for i in mine], [base[i] for i in mine])
     history = result.history
     return {
         "benchmark": "alignment: Diffusion-DPO on simulated judgments (shapes world)",
@@ -182,8 +205,17 @@ def run(args) -> dict:
         "modality": modality,
         "judgments": judged,
         "config": config.to_dict() | {"sample_steps": steps, "annotator_accuracy": _option(args, "accuracy")},
-        "held_out": {"prompts": len(eval_specs), "samples_per_model": len(eval_jobs)},
-        **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in verdict.items()},
+        "held_out": {
+            "prompts": len(eval_specs),
+            "samples_per_model": len(eval_jobs),
+            "train_prompts": mode,
+            "train_tasks": dict(Counter(s.task for s in specs)),
+            # evaluated tasks that trained on their evaluation prompts (other seeds)
+            "seeds_only_tasks": sorted({s.task for s in specs if s.text in {e.text for e in eval_specs}}),
+        },
+        **_rounded(verdict),
+        # per task of the held-out prompts: where the wins and the losses are
+        "by_task": {task: _rounded(v) for task, v in by_task.items()},
         "base_mean_score": round(float(np.mean(base)), 4),
         "trained_mean_score": round(float(np.mean(trained)), 4),
         "base_accuracy": round(float(np.mean([s >= 1.0 for s in base])), 4),
@@ -194,6 +226,10 @@ def run(args) -> dict:
         "met": verdict["win_rate"] >= TARGET_WIN_RATE,
         "seconds": {k: round(v, 1) for k, v in times.items()},
     }
+
+
+def _rounded(verdict: dict) -> dict:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in verdict.items()}
 
 
 def _describe(info) -> str:
@@ -216,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             f"mean score {result['base_mean_score']:.3f} -> {result['trained_mean_score']:.3f}; "
             f"seconds {result['seconds']}"
         )
+        for task, v in result["by_task"].items():
+            print(f"  {task}: win rate {v['win_rate']:.3f} ({v['wins']} wins, {v['ties']} ties, {v['losses']} losses)")
     print(json.dumps(result))
     return 0
 

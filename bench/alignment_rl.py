@@ -131,7 +131,7 @@ def _eval_cap(args, modality: str) -> int | None:
     return _option(args, "eval_prompts") or (4 if modality == "image" else None)
 
 
-def _prompts(modality: str, cap: int | None, mode: str = "held-out"):
+def prompt_sets(modality: str, cap: int | None, mode: str = "held-out"):
     """(training specs, evaluation specs, tasks held out at the prompt level).
 
     ``held-out``: every grammar spec of the modality that is not an evaluation prompt, each once;
@@ -348,7 +348,7 @@ def run(args) -> dict:
     )
     modality = MODALITY[policy.modality]
     cap = _eval_cap(args, modality)
-    train_specs, eval_specs, held_out = _prompts(modality, cap, _option(args, "train_prompts"))
+    train_specs, eval_specs, held_out = prompt_sets(modality, cap, _option(args, "train_prompts"))
     # balanced draws repeat each spec many times (23,040 entries for 333 specs): one entry per spec
     entries = {s.text: (s.text, {"spec": s.to_dict()}) for s in train_specs}
     data = [entries[s.text] for s in train_specs]

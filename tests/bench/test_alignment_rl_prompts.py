@@ -4,12 +4,12 @@ from collections import Counter
 
 import pytest
 
-from bench.alignment_rl import _prompts
+from bench.alignment_rl import prompt_sets
 from training.shapes import evaluate, grammar
 
 
 def test_held_out_image_prompts_exclude_every_evaluation_prompt():
-    train, eval_specs, held_out = _prompts("image", 4, "held-out")
+    train, eval_specs, held_out = prompt_sets("image", 4, "held-out")
     all_eval = {s.text for s in evaluate.eval_specs("image")}
     assert not {s.text for s in train} & all_eval
     # single object, two objects and colours have 3, 6 and 12 prompts, all of them evaluated
@@ -19,7 +19,7 @@ def test_held_out_image_prompts_exclude_every_evaluation_prompt():
 
 
 def test_balanced_image_prompts_draw_every_task_equally_often():
-    train, _, held_out = _prompts("image", 4, "balanced")
+    train, _, held_out = prompt_sets("image", 4, "balanced")
     counts = Counter(s.task for s in train)
     assert set(counts) == set(grammar.TASKS)
     assert len(set(counts.values())) == 1  # a uniform draw over the list picks each task with p = 1/6
@@ -36,10 +36,10 @@ def test_balanced_image_prompts_draw_every_task_equally_often():
 
 def test_multiview_trains_on_its_evaluation_prompts_and_says_so():
     for mode in ("held-out", "balanced"):
-        train, eval_specs, held_out = _prompts("multiview", None, mode)
+        train, eval_specs, held_out = prompt_sets("multiview", None, mode)
         assert {s.text for s in train} == {s.text for s in eval_specs} and held_out == []
 
 
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="train-prompts"):
-        _prompts("image", 4, "everything")
+        prompt_sets("image", 4, "everything")

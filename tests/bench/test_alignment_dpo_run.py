@@ -1,0 +1,65 @@
+"""The Diffusion-DPO benchmark end to end on the shipped epsilon image base, at toy sizes: which
+prompts it trains on, and the win rate split by task adding up to the whole."""
+
+from collections import Counter
+
+import pytest
+
+from bench.alignment_dpo import _training_specs, run
+from training.shapes import evaluate, grammar
+
+TOY = {
+    "judgments": 12,
+    "sample_steps": 2,
+    "eval_prompts": 12,  # single object (3), two objects (6) and 3 of counting
+    "eval_seeds": 2,
+    "dpo_steps": 2,
+    "batch": 2,
+    "lr": 3e-2,
+    "threads": 1,
+}
+
+
+def _parts_add_up(result: dict) -> None:
+    by_task = result["by_task"]
+    assert list(by_task) == ["single_object", "two_objects", "counting"]
+    for key in ("wins", "ties", "losses"):
+        assert sum(v[key] for v in by_task.values()) == result[key]
+    assert [v["wins"] + v["ties"] + v["losses"] for v in by_task.values()] == [6, 12, 6]  # prompts x 2 seeds
+    for v in [result, *by_task.values()]:
+        n = v["wins"] + v["ties"] + v["losses"]
+        assert v["win_rate"] == round((v["wins"] + 0.5 * v["ties"]) / n, 4)
+
+
+def test_default_and_balanced_training_prompts():
+    held_out = run(TOY)
+    assert held_out["held_out"]["train_prompts"] == "held-out"
+    # the toy evaluates every single-object and two-object prompt, so none of those is trained
+    assert not {"single_object", "two_objects"} & set(held_out["held_out"]["train_tasks"])
+    assert held_out["held_out"]["seeds_only_tasks"] == []
+    _parts_add_up(held_out)
+
+    balanced = run(TOY | {"judgments": 48, "train_prompts": "balanced"})
+    assert balanced["held_out"]["train_prompts"] == "balanced"
+    assert set(balanced["held_out"]["train_tasks"]) == set(grammar.TASKS)
+    # every single-object and two-object prompt is evaluated, so those trained on evaluation prompts
+    assert {"single_object", "two_objects"} <= set(balanced["held_out"]["seeds_only_tasks"])
+    _parts_add_up(balanced)
+
+
+def test_balanced_draws_cover_every_task_and_hold_out_the_rest():
+    all_eval = {s.text for s in evaluate.eval_specs("image")}
+    default = _training_specs("image", all_eval, 600, seed=0)
+    assert not {s.text for s in default} & all_eval
+    assert set(Counter(s.task for s in default)) == {"counting", "position", "color_attr"}
+
+    balanced = _training_specs("image", all_eval, 600, seed=0, mode="balanced")
+    counts = Counter(s.task for s in balanced)
+    assert set(counts) == set(grammar.TASKS) and min(counts.values()) > 600 / 6 / 2
+    # the tasks with prompts left still train on none of their evaluation prompts
+    for task in ("counting", "position", "color_attr"):
+        assert not {s.text for s in balanced if s.task == task} & all_eval
+    assert _training_specs("image", all_eval, 600, seed=0, mode="balanced") == balanced  # seeded
+
+    with pytest.raises(ValueError, match="train-prompts"):
+        _training_specs("image", all_eval, 10, seed=0, mode="everything")
