@@ -182,6 +182,8 @@ class Run:
     ) -> Iterator[int]:
         """The 0-based steps from ``start`` to ``total_steps``, ending early once ``should_stop``
         says so; with ``lr_at`` each step's learning rate is set on ``optimizer`` first."""
+        if lr_at is not None and optimizer is None:
+            raise ValueError("Run.steps: lr_at sets the learning rate on an optimizer; pass optimizer= too")
         for step in range(start, self.total_steps):
             if self.stopping():
                 return

@@ -134,3 +134,10 @@ def test_a_checkpoint_from_another_model_is_refused(tmp_path):
     run = Run(tmp_path, total_steps=2, seed=0)
     with pytest.raises(ValueError, match="does not fit"):
         run.resume(modules={"model": other}, optimizer=None)
+
+
+def test_a_learning_rate_schedule_needs_its_optimizer(tmp_path):
+    run = Run(tmp_path, total_steps=3, seed=0)
+    with pytest.raises(ValueError, match="pass optimizer="):
+        next(run.steps(0, lr_at=lambda step: 0.1))
+    assert list(run.steps(0)) == [0, 1, 2]  # without a schedule no optimizer is needed
