@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from annotation.errors import Conflict, Invalid, NotFound
 from annotation.models import Assignment, Choice, Comparison, Judgment, Round
-from annotation.services.sql import one_statement
+from annotation.services.sql import fast_row
 
 MAX_TIME_ON_TASK_MS = 24 * 3600 * 1000
 
@@ -229,12 +229,7 @@ def judgment_record_from_view(
         "key": key,
         "now": timezone.now(),
     }
-    try:
-        with one_statement(), connection.cursor() as cursor:
-            cursor.execute(_FAST_JUDGE_SQL, params)
-            row = cursor.fetchone()
-    except IntegrityError:
-        row = None
+    row = fast_row(_FAST_JUDGE_SQL, params)
     if row is not None:
         return Recorded(judgment_id=row[0], created=True, choice=row[1], round_id=row[2])
 

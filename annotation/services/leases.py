@@ -14,7 +14,7 @@ import random
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -22,8 +22,8 @@ from annotation.errors import Conflict, NotFound
 from annotation.models import Assignment, Comparison, Prompt, Round, Sample
 from annotation.services.sql import (
     ROUND_AND_CAMPAIGN_COLUMNS,
+    fast_row,
     loaded,
-    one_statement,
     round_and_campaign_columns,
     round_with_campaign,
 )
@@ -136,12 +136,7 @@ def _claim_fast(
         "swapped": swapped,
         "now": timezone.now(),
     }
-    try:
-        with one_statement(), connection.cursor() as cursor:
-            cursor.execute(_FAST_CLAIM_SQL, params)
-            row = cursor.fetchone()
-    except IntegrityError:
-        return None  # a concurrent claim by the same annotator won the race; the general path decides
+    row = fast_row(_FAST_CLAIM_SQL, params)  # None also where a concurrent claim by the same annotator won
     if row is None:
         return None
     if round_ is None:

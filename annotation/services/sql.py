@@ -2,7 +2,7 @@
 
 import contextlib
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from annotation.models import Campaign, Round
 
@@ -15,6 +15,18 @@ def one_statement():
     statement fails (e.g. on a unique violation the caller handles).
     """
     return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+
+
+def fast_row(sql: str, params: dict) -> tuple | None:
+    """The first row of one self-contained statement (see :func:`one_statement`), or None where it
+    returned none or a unique constraint refused it: a concurrent writer won the race, and the
+    caller's general path decides."""
+    try:
+        with one_statement(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    except IntegrityError:
+        return None
 
 
 def columns(model, alias: str) -> str:
