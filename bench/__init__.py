@@ -27,6 +27,18 @@ PASSWORD = "bench-annotator-pw-7f3a"  # known on purpose: a throwaway database o
 CAMPAIGN_NAME = "bench"
 
 
+def add_options(parser, options: dict[str, tuple[object, type, str]]) -> None:
+    """``--name-with-dashes`` arguments from a benchmark's ``{name: (default, type, help)}`` table."""
+    for name, (default, kind, text) in options.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=default, help=text)
+
+
+def option(args, options: dict[str, tuple[object, type, str]], name: str):
+    """``name`` from an argparse namespace or a dict, its table default where missing or None."""
+    value = args.get(name) if isinstance(args, dict) else getattr(args, name, None)
+    return options[name][0] if value is None else value
+
+
 def say(line: str) -> None:
     """A progress line on stderr; stdout keeps the result."""
     print(line, file=sys.stderr, flush=True)

@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench import say, say_every
+from bench import add_options, option, say, say_every
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BASE = ROOT / "training" / "weights" / "shapes-image-eps"
@@ -52,9 +52,8 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     "train_prompts": (
         "held-out",
         str,
-        "held-out: the grammar's own prompt draws, evaluation prompts excluded (images: counting, position and "
-        "colour attribution only, half of them position); balanced (images): every task equally often, the tasks "
-        "whose every prompt is evaluated (single object, two objects, colours) trained on those, seeds held out",
+        "held-out: the grammar's own draws, evaluation prompts excluded (images: counting, position and colour "
+        "attribution only, half of them position); balanced: as bench.alignment_rl's --train-prompts balanced",
     ),
     "seed": (0, int, "seed of prompts, samples, judgments and training"),
     "threads": (0, int, "torch threads (0: leave torch's default)"),
@@ -62,13 +61,11 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    for name, (default, kind, text) in OPTIONS.items():
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=default, help=text)
+    add_options(parser, OPTIONS)
 
 
 def _option(args, name: str):
-    value = args.get(name) if isinstance(args, dict) else getattr(args, name, None)
-    return OPTIONS[name][0] if value is None else value
+    return option(args, OPTIONS, name)
 
 
 def _load_base(path: str | None):

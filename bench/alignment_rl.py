@@ -38,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import say
+from bench import add_options, option, say
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "training" / "weights"
@@ -86,13 +86,11 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    for name, (default, kind, text) in OPTIONS.items():
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=default, help=text)
+    add_options(parser, OPTIONS)
 
 
 def _option(args, name: str):
-    value = args.get(name) if isinstance(args, dict) else getattr(args, name, None)
-    return OPTIONS[name][0] if value is None else value
+    return option(args, OPTIONS, name)
 
 
 def _builtin(modality: str, family: str) -> str:
