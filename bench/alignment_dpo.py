@@ -151,8 +151,8 @@ def run(args) -> dict:
     eval_specs = evaluate.eval_specs(modality)
     if _option(args, "eval_prompts"):
         eval_specs = eval_specs[: _option(args, "eval_prompts")]
-    mode = _option(args, "train_prompts")
-    specs = _training_specs(modality, {s.text for s in eval_specs}, _option(args, "judgments"), seed, mode)
+    mode, evaluated = _option(args, "train_prompts"), {s.text for s in eval_specs}
+    specs = _training_specs(modality, evaluated, _option(args, "judgments"), seed, mode)
 
     say(f"{base_note}: sampling two images for each of {len(specs)} training prompts and judging them")
     t0 = time.perf_counter()
@@ -208,7 +208,7 @@ def run(args) -> dict:
             "train_prompts": mode,
             "train_tasks": dict(Counter(s.task for s in specs)),
             # evaluated tasks that trained on their evaluation prompts (other seeds)
-            "seeds_only_tasks": sorted({s.task for s in specs if s.text in {e.text for e in eval_specs}}),
+            "seeds_only_tasks": sorted({s.task for s in specs if s.text in evaluated}),
         },
         **_rounded(verdict),
         # per task of the held-out prompts: where the wins and the losses are
