@@ -46,6 +46,7 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     "eval_prompts": (0, int, "held-out prompts (0: all of the modality's evaluation prompts)"),
     "dpo_steps": (300, int, "Diffusion-DPO optimisation steps"),
     "batch": (16, int, "pairs per step"),
+    "micro_batch": (0, int, "pairs per forward within a step, the gradient accumulated (0: the whole batch)"),
     "lr": (3e-4, float, "learning rate"),
     "beta": (2500.0, float, "DPO beta (diffusers SD1.5 convention)"),
     "rank": (8, int, "LoRA rank"),
@@ -166,6 +167,7 @@ def run(args) -> dict:
     config = DPOConfig(
         steps=_option(args, "dpo_steps"),
         batch_size=_option(args, "batch"),
+        micro_batch=_option(args, "micro_batch"),
         lr=_option(args, "lr"),
         beta=_option(args, "beta"),
         lora_rank=_option(args, "rank"),

@@ -15,6 +15,7 @@ TOY = {
     "eval_seeds": 2,
     "dpo_steps": 2,
     "batch": 2,
+    "micro_batch": 1,
     "lr": 3e-2,
     "threads": 1,
 }

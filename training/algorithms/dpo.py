@@ -129,6 +129,8 @@ class DPOConfig:
     classifier-free guidance calibrated. ``warmup`` is a linear ramp of the learning rate, then
     constant. ``cache_encodings`` encodes every prompt and (for latent pipelines) every image with
     the frozen encoders once, up front; turn it off for datasets that do not fit in memory.
+    ``micro_batch`` (0: the whole batch at once) runs a step's pairs through the denoiser that many
+    at a time and accumulates the gradient: one optimiser step on the same loss, in less memory.
     """
 
     steps: int = 500
@@ -145,13 +147,14 @@ class DPOConfig:
     seed: int = 0
     checkpoint_every: int = 0  # 0: only at the end (and where a run is stopped)
     cache_encodings: bool = True
+    micro_batch: int = 0
 
     def __post_init__(self) -> None:
         positive_ints = {"steps": self.steps, "batch_size": self.batch_size, "lora_rank": self.lora_rank}
         for name, value in positive_ints.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("warmup", "seed", "checkpoint_every"):
+        for name in ("warmup", "seed", "checkpoint_every", "micro_batch"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -388,7 +391,8 @@ def train_dpo(
 
     Each step draws ``batch_size`` distinct pairs (with replacement only when there are fewer pairs),
     drops prompts at ``uncond_rate``, noises winners and losers with shared noise and timestep
-    (:func:`noise_pairs`) and takes one AdamW step on the adapter. The denoiser runs in eval mode, so
+    (:func:`noise_pairs`) and takes one AdamW step on the adapter (the gradient accumulated over
+    ``micro_batch`` pairs at a time where set). The denoiser runs in eval mode, so
     dropout cannot make policy and reference differ at initialisation. Checkpoints and exact resume
     come from :class:`~training.algorithms.run.Run`; the adapter is written to
     ``run_dir/adapter`` (:func:`save_dpo_adapter`). ``on_step`` metrics: loss, implicit_acc,
@@ -405,19 +409,25 @@ def train_dpo(
     encoder = _PairEncoder(policy, pairs, cache=config.cache_encodings)
     clip = config.max_grad_norm if config.max_grad_norm > 0 else math.inf
     scheduler = policy.training_scheduler()
+    chunk = config.micro_batch or config.batch_size
     with policy.eval_mode():
         for step in run.steps(start, optimizer=optimizer, lr_at=partial(_lr, config)):
             idx = run.rng.choice(len(pairs), size=config.batch_size, replace=config.batch_size > len(pairs))
             drop = run.rng.random(config.batch_size) < config.uncond_rate
             x0_w, x0_l = encoder.clean(idx, run.generator)
             noised = noise_pairs(policy, x0_w, x0_l, run.generator, scheduler)
-            out = dpo_step(policy, encoder.condition(idx, drop), noised, config)
             optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
+            metrics: dict[str, float] = {}
+            for lo in range(0, config.batch_size, chunk):
+                hi = min(lo + chunk, config.batch_size)
+                share = (hi - lo) / config.batch_size  # every metric is a mean over the pairs
+                out = dpo_step(policy, encoder.condition(idx[lo:hi], drop[lo:hi]), noised.pairs(lo, hi), config)
+                (out["loss"] * share).backward()
+                for k, v in out.items():
+                    metrics[k] = metrics.get(k, 0.0) + share * float(v.detach())
             grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
             optimizer.step()
-            metrics = {k: float(v.detach()) for k, v in out.items()} | {"grad_norm": float(grad_norm)}
-            metrics["lr"] = optimizer.param_groups[0]["lr"]
+            metrics |= {"grad_norm": float(grad_norm), "lr": optimizer.param_groups[0]["lr"]}
             run.end_step(step, metrics, modules=modules, optimizer=optimizer)
     run.close(modules=modules, optimizer=optimizer)
     adapter = save_dpo_adapter(policy, Path(run_dir) / ADAPTER_DIR) if run_dir is not None else None

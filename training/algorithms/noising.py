@@ -69,6 +69,12 @@ class NoisedPairs:
     target: torch.Tensor
     noise: torch.Tensor
 
+    def pairs(self, lo: int, hi: int) -> NoisedPairs:
+        """Pairs ``lo:hi`` alone, still stacked ``[winners; losers]``."""
+        b = self.x_t.shape[0] // 2
+        rows = torch.cat([torch.arange(lo, hi), torch.arange(b + lo, b + hi)]).to(self.x_t.device)
+        return NoisedPairs(*(t.index_select(0, rows) for t in (self.x_t, self.timesteps, self.target, self.noise)))
+
 
 def noise_pairs(
     policy: Policy, x0_w: torch.Tensor, x0_l: torch.Tensor, generator: torch.Generator, scheduler=None
