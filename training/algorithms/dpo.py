@@ -417,16 +417,17 @@ def train_dpo(
             x0_w, x0_l = encoder.clean(idx, run.generator)
             noised = noise_pairs(policy, x0_w, x0_l, run.generator, scheduler)
             optimizer.zero_grad(set_to_none=True)
-            metrics: dict[str, float] = {}
+            sums: dict[str, torch.Tensor] = {}  # read once per step: no device sync per part
             for lo in range(0, config.batch_size, chunk):
                 hi = min(lo + chunk, config.batch_size)
                 share = (hi - lo) / config.batch_size  # every metric is a mean over the pairs
                 out = dpo_step(policy, encoder.condition(idx[lo:hi], drop[lo:hi]), noised.pairs(lo, hi), config)
                 (out["loss"] * share).backward()
                 for k, v in out.items():
-                    metrics[k] = metrics.get(k, 0.0) + share * float(v.detach())
+                    sums[k] = sums.get(k, 0.0) + share * v.detach()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
             optimizer.step()
+            metrics = {k: float(v) for k, v in sums.items()}
             metrics |= {"grad_norm": float(grad_norm), "lr": optimizer.param_groups[0]["lr"]}
             run.end_step(step, metrics, modules=modules, optimizer=optimizer)
     run.close(modules=modules, optimizer=optimizer)

@@ -70,8 +70,10 @@ class NoisedPairs:
     noise: torch.Tensor
 
     def pairs(self, lo: int, hi: int) -> NoisedPairs:
-        """Pairs ``lo:hi`` alone, still stacked ``[winners; losers]``."""
+        """Pairs ``lo:hi`` alone, still stacked ``[winners; losers]`` (all of them: no copy)."""
         b = self.x_t.shape[0] // 2
+        if lo == 0 and hi == b:
+            return self
         rows = torch.cat([torch.arange(lo, hi), torch.arange(b + lo, b + hi)]).to(self.x_t.device)
         return NoisedPairs(*(t.index_select(0, rows) for t in (self.x_t, self.timesteps, self.target, self.noise)))
 
