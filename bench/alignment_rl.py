@@ -22,7 +22,8 @@ even when accuracy rises), the KL to the base, and the per-step training figures
 samples deterministically (DDIM / flow Euler, `--eval-steps`); rollouts use DDIM with eta 1 or the
 flow SDE. `--steps N` stops after N steps (the wall-time budget still applies); `--keep-adapters DIR`
 saves the adapter at every evaluation and at the end (DIR/step-N), so any point of the curve can be
-examined again. Where the base weights are missing a randomly initialised pipeline of the same
+examined again; `--plot FILE.svg` draws the curve, the rollout reward and the KL (`bench.plot`, which
+also plots a saved result). Where the base weights are missing a randomly initialised pipeline of the same
 architecture is used and the output says so: its samples are noise, verifier scores are near 0,
 almost every group has zero spread and little is trained; that run checks plumbing and timings only.
 The last line is one JSON object.
@@ -81,6 +82,7 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     "seed": (0, int, "seed of prompts, rollouts and the adapter"),
     "keep_adapters": (None, str, "directory to save the adapter in at every evaluation (step-N/), the final one too"),
     "threads": (0, int, "torch threads (0: leave torch's default)"),
+    "plot": (None, str, "SVG file to draw the curve, the rollout reward and the KL in (see bench.plot)"),
     "device": ("cpu", str, "where the policy runs: cpu or cuda (rewards and the verifier stay on the CPU)"),
 }
 
@@ -430,7 +432,13 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="only the JSON line")
     args = parser.parse_args(argv)
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():  # found out now, not after the run
+        parser.error(f"--plot: no directory to write {args.plot} in")
     result = run(args)
+    if _option(args, "plot"):
+        from bench.plot import write_rl_plot
+
+        say(f"plot: {write_rl_plot(result, _option(args, 'plot'))}")
     if not args.json:
         b, a = result["before"], result["after"]
         print(f"base: {result['base']} ({result['modality']}, {result['family']}); reward: {result['reward']}")

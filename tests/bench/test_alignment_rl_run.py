@@ -1,7 +1,11 @@
 """The RL benchmark end to end on the shipped video base, at toy sizes: the step limit holds, and
 the adapters it keeps are the weights it evaluated (reloaded into the base, they score the same)."""
 
-from bench.alignment_rl import WEIGHTS, _evaluator, run
+import pytest
+
+from bench.alignment_rl import WEIGHTS, _evaluator, main, run
+from bench.plot import write_rl_plot
+from tests.bench.svgxml import SVG, parse
 from training.algorithms.loading import load_generator
 
 TOY = {
@@ -41,3 +45,19 @@ def test_steps_limit_and_kept_adapters_reproduce_the_evaluation(tmp_path):
     assert round(again["mean_score"], 4) == result["after"]["mean_score"]
     assert round(again["overall_accuracy"], 4) == result["after"]["accuracy"]
     assert round(again["mean_score"], 4) == result["curve"][2]["mean_score"]
+
+    # the run plots: the curve's three evaluations and both steps' reward and KL
+    root = parse(write_rl_plot(result, tmp_path / "run.svg").read_text())
+    lines = {p.get("data-series"): p.get("points").split() for p in root.iter(f"{SVG}polyline")}
+    assert {name: len(points) for name, points in lines.items()} == {
+        "accuracy": 3,
+        "mean score": 3,
+        "mean reward": 2,
+        "KL": 2,
+    }
+
+
+def test_a_plot_that_could_not_be_written_is_refused_before_the_run(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--plot", str(tmp_path / "missing" / "run.svg")])
+    assert "no directory to write" in capsys.readouterr().err
