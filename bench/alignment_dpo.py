@@ -12,6 +12,8 @@ prompts of every image task equally often (by default the evaluation prompts lea
 position and colour attribution to train on); the result lists the tasks trained on their evaluation
 prompts, with other seeds, in `held_out.seeds_only_tasks`.
 
+`--plot FILE.svg` draws the training steps (`bench.plot`).
+
 The base defaults to the shipped `training/weights/shapes-image-eps`; where it is missing a randomly
 initialised pipeline of the same architecture is used and the output says so (its samples are noise,
 verifier scores are near 0, so nearly every pair is a tie or a coin flip and no win rate above 0.5 can be
@@ -30,6 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench import add_options, option, say, say_every
+from bench.plot import check_path, write_plot
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BASE = ROOT / "training" / "weights" / "shapes-image-eps"
@@ -58,6 +61,7 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     ),
     "seed": (0, int, "seed of prompts, samples, judgments and training"),
     "threads": (0, int, "torch threads (0: leave torch's default)"),
+    "plot": (None, str, "SVG file to draw the loss, implicit accuracy and error gap over the steps in (bench.plot)"),
 }
 
 
@@ -221,6 +225,16 @@ def run(args) -> dict:
         "trained_accuracy": round(float(np.mean([s >= 1.0 for s in trained])), 4),
         "train_first": {k: round(v, 5) for k, v in history[0].items()} if history else {},
         "train_last": {k: round(v, 5) for k, v in history[-1].items()} if history else {},
+        # every step, for the plot: the loss, the implicit accuracy and the policy's MSE minus the reference's
+        "steps": [
+            {
+                "step": h["step"],
+                "loss": float(f"{h['loss']:.5g}"),
+                "implicit_acc": float(f"{h['implicit_acc']:.5g}"),
+                "mse_gap": float(f"{h['model_mse'] - h['ref_mse']:.5g}"),
+            }
+            for h in history
+        ],
         "target_win_rate": TARGET_WIN_RATE,
         "met": verdict["win_rate"] >= TARGET_WIN_RATE,
         "seconds": {k: round(v, 1) for k, v in times.items()},
@@ -242,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="only the JSON line")
     args = parser.parse_args(argv)
+    check_path(parser, args.plot)
     result = run(args)
+    if args.plot:
+        say(f"plot: {write_plot(result, args.plot)}")
     if not args.json:
         print(f"base: {result['base']}")
         print(f"judgments: {result['judgments']}")

@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 from bench import add_options, option, say
+from bench.plot import check_path, write_plot
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "training" / "weights"
@@ -432,13 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="only the JSON line")
     args = parser.parse_args(argv)
-    if args.plot and not Path(args.plot).resolve().parent.is_dir():  # found out now, not after the run
-        parser.error(f"--plot: no directory to write {args.plot} in")
+    check_path(parser, args.plot)
     result = run(args)
-    if _option(args, "plot"):
-        from bench.plot import write_rl_plot
-
-        say(f"plot: {write_rl_plot(result, _option(args, 'plot'))}")
+    if args.plot:
+        say(f"plot: {write_plot(result, args.plot)}")
     if not args.json:
         b, a = result["before"], result["after"]
         print(f"base: {result['base']} ({result['modality']}, {result['family']}); reward: {result['reward']}")

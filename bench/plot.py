@@ -2,7 +2,7 @@
 
 RESULT is a file holding a benchmark's output (its last JSON line is read, so the whole stdout of a
 run can be saved and passed as it is). The alignment RL benchmark (`bench.alignment_rl`, GRPO and
-PPO) draws, one panel each and sharing nothing but the file:
+PPO) draws, one panel each:
 
 - the held-out verifier accuracy and mean score over wall time (the benchmark's curve);
 - the rollouts' reward per step and, with a learned reward, the verifier's score of the same rollouts
@@ -10,7 +10,9 @@ PPO) draws, one panel each and sharing nothing but the file:
   and the two scales differ);
 - the KL to the base per step.
 
-`bench.alignment_rl --plot PLOT.svg` writes the same file at the end of a run. The SVG is built
+Diffusion-DPO (`bench.alignment_dpo`) draws its loss, implicit accuracy and the policy's denoising
+error against the reference's over the steps (:func:`dpo_panels`). `--plot PLOT.svg` on either
+benchmark writes the same file at the end of a run. The SVG is built
 here, with no plotting library: axes with rounded ticks, one polyline per series, a legend, every
 text escaped. Pure functions, so that what a plot shows is tested exactly (tests/bench/test_plot.py).
 """
@@ -29,6 +31,8 @@ WIDTH = 720
 PANEL_HEIGHT = 240
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 40, 45  # margins of a panel's plotting area, in pixels
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+FAINT, LEVEL = "#9ecae1", "#888888"  # each step's noisy figure under its running mean; reference levels
+LEGEND_CHAR = 6.8  # estimated width of a legend character, in pixels
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Series:
     name: str
     points: tuple[tuple[float, float], ...]
     markers: bool = False  # a dot at every point (sparse series such as evaluations)
+    colour: str | None = None  # default: the panel's next colour
+    dashed: bool = False  # a reference level (ln 2, chance) rather than a measurement
 
 
 @dataclass(frozen=True)
@@ -103,24 +109,24 @@ def _panel_svg(panel: Panel, top: float) -> list[str]:
     )
     legend_x = right
     for i, series in enumerate(panel.series):
-        colour = COLOURS[i % len(COLOURS)]
+        colour = series.colour or COLOURS[i % len(COLOURS)]
+        stroke = f'stroke="{colour}" stroke-width="1.5"' + (' stroke-dasharray="5 4"' if series.dashed else "")
         coords = " ".join(f"{px(x)},{py(y)}" for x, y in series.points)
-        out.append(
-            f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="1.5" '
-            f"data-series={quoteattr(series.name)}/>"
-        )
+        out.append(f'<polyline points="{coords}" fill="none" {stroke} data-series={quoteattr(series.name)}/>')
         if series.markers:
             out.extend(f'<circle cx="{px(x)}" cy="{py(y)}" r="3" fill="{colour}"/>' for x, y in series.points)
-        # a swatch, then the name (style= beats the sheet's text colour; a fill= attribute would not)
+        # the name right-aligned at legend_x, its swatch just left of it (the width is an estimate of
+        # 12 px bold sans; style= beats the sheet's text colour, a fill= attribute would not)
+        width = round(LEGEND_CHAR * len(series.name))
         out.append(
-            f'<line x1="{legend_x - 7 * len(series.name) - 20}" y1="{top + 18}" '
-            f'x2="{legend_x - 7 * len(series.name) - 6}" y2="{top + 18}" stroke="{colour}" stroke-width="3"/>'
+            f'<line x1="{legend_x - width - 22}" y1="{top + 18}" x2="{legend_x - width - 6}" y2="{top + 18}" '
+            f'stroke="{colour}" stroke-width="3"/>'
         )
         out.append(
             f'<text x="{legend_x}" y="{top + 22}" class="legend" text-anchor="end" style="fill:{colour}">'
             f"{escape(series.name)}</text>"
         )
-        legend_x -= 34 + 7 * len(series.name)
+        legend_x -= width + 40
     return out
 
 
@@ -196,20 +202,85 @@ def rl_panels(result: dict) -> list[Panel]:
     return panels
 
 
-def rl_title(result: dict) -> str:
-    algo = str(result.get("algo", "rl")).upper()
-    return f"{algo} on {result.get('base', 'the base')} ({result.get('modality', '')}, {result.get('family', '')})"
+def running_mean(values: list[float], window: int) -> list[float]:
+    """The mean of each value and the ``window - 1`` before it (fewer at the start)."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    # a sum over each window rather than a running total: no rounding drift, and a window of 1 is the values
+    return [sum(values[max(0, i + 1 - window) : i + 1]) / min(i + 1, window) for i in range(len(values))]
 
 
-def write_rl_plot(result: dict, path: str | Path) -> Path:
-    """Write the SVG of a `bench.alignment_rl` result to ``path`` (atomically: a partial file never
+DPO_WINDOW = 25  # steps in the running means of the DPO panels: one batch's figures are noisy
+
+
+def dpo_panels(result: dict) -> list[Panel]:
+    """The panels of a `bench.alignment_dpo` result: the loss (each step and its running mean, with
+    ln 2, the loss at initialisation), the implicit accuracy (running mean, with 0.5), and the
+    policy's denoising error minus the reference's (rising means the adapter is getting worse at
+    denoising as a whole while it separates winners from losers)."""
+    steps = result.get("steps") or []
+    x = [float(s["step"]) for s in steps]
+    first, last = (x[0], x[-1]) if x else (0.0, 0.0)
+
+    def line(key: str, window: int = 1) -> tuple[tuple[float, float], ...]:
+        return tuple(zip(x, running_mean([float(s[key]) for s in steps], window), strict=True))
+
+    def level(name: str, value: float) -> Series:
+        return Series(name, ((first, value), (last, value)) if x else (), colour=LEVEL, dashed=True)
+
+    mean = f"mean of {DPO_WINDOW} steps"
+    return [
+        Panel(
+            "Diffusion-DPO loss",
+            "step",
+            "loss",
+            (
+                Series("step", line("loss"), colour=FAINT),
+                Series(mean, line("loss", DPO_WINDOW), colour=COLOURS[0]),
+                level("ln 2", math.log(2)),
+            ),
+        ),
+        Panel(
+            "Implicit accuracy (winner's error falls more than the loser's)",
+            "step",
+            "share of pairs",
+            (Series(mean, line("implicit_acc", DPO_WINDOW)), level("0.5", 0.5)),
+        ),
+        Panel(
+            "Denoising error of the policy minus the reference's",
+            "step",
+            "MSE difference",
+            (Series(mean, line("mse_gap", DPO_WINDOW)),),
+        ),
+    ]
+
+
+def panels_for(result: dict) -> tuple[list[Panel], str]:
+    """The panels and the title of a benchmark result: Diffusion-DPO's, or GRPO's and PPO's."""
+    where = f"{result.get('base', 'the base')} ({result.get('modality', '')}"
+    if result.get("algo") == "dpo" and "steps" in result:
+        return dpo_panels(result), f"Diffusion-DPO on {where})"
+    if "curve" in result and "steps" in result:
+        return rl_panels(result), f"{str(result.get('algo', 'rl')).upper()} on {where}, {result.get('family', '')})"
+    raise ValueError("not a result that plots: bench.alignment_rl (GRPO, PPO) and bench.alignment_dpo runs do")
+
+
+def write_plot(result: dict, path: str | Path) -> Path:
+    """Write the SVG of an alignment benchmark's result to ``path`` (atomically: a partial file never
     stands in for a plot)."""
     path = Path(path)
-    text = svg(rl_panels(result), title=rl_title(result))
+    panels, title = panels_for(result)
+    text = svg(panels, title=title)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)
     return path
+
+
+def check_path(parser: argparse.ArgumentParser, path: str | None) -> None:
+    """Refuse a ``--plot`` path with no folder to write in now, not after a long run."""
+    if path and not Path(path).resolve().parent.is_dir():
+        parser.error(f"--plot: no directory to write {path} in")
 
 
 def last_json(text: str) -> dict:
@@ -232,10 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", required=True, help="SVG file to write")
     args = parser.parse_args(argv)
     try:
-        result = last_json(Path(args.result).read_text(encoding="utf-8"))
-        if "curve" not in result or "steps" not in result:
-            raise ValueError("not a bench.alignment_rl result (no curve and steps): only GRPO and PPO runs plot")
-        write_rl_plot(result, args.output)
+        write_plot(last_json(Path(args.result).read_text(encoding="utf-8")), args.output)
     except (OSError, ValueError) as error:
         print(f"bench.plot: {error}", file=sys.stderr)
         return 2

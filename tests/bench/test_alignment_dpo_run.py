@@ -6,6 +6,8 @@ from collections import Counter
 import pytest
 
 from bench.alignment_dpo import _training_specs, run
+from bench.plot import write_plot
+from tests.bench.svgxml import SVG, parse
 from training.shapes import evaluate, grammar
 
 TOY = {
@@ -32,8 +34,16 @@ def _parts_add_up(result: dict) -> None:
         assert v["win_rate"] == round((v["wins"] + 0.5 * v["ties"]) / n, 4)
 
 
-def test_default_and_balanced_training_prompts():
+def test_default_and_balanced_training_prompts(tmp_path):
     held_out = run(TOY)
+    # every step is in the result (5 significant figures), and its plot draws them
+    assert [s["step"] for s in held_out["steps"]] == [1, 2]
+    assert held_out["steps"][-1]["loss"] == pytest.approx(held_out["train_last"]["loss"], abs=1e-4)
+    svg = parse(write_plot(held_out, tmp_path / "dpo.svg").read_text())
+    lines = [(p.get("data-series"), len(p.get("points").split())) for p in svg.iter(f"{SVG}polyline")]
+    assert lines == [("step", 2), ("mean of 25 steps", 2), ("ln 2", 2), ("mean of 25 steps", 2), ("0.5", 2)] + [
+        ("mean of 25 steps", 2)
+    ]
     assert held_out["held_out"]["train_prompts"] == "held-out"
     # the toy evaluates every single-object and two-object prompt, so none of those is trained
     assert not {"single_object", "two_objects"} & set(held_out["held_out"]["train_tasks"])

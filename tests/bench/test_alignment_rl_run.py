@@ -4,7 +4,7 @@ the adapters it keeps are the weights it evaluated (reloaded into the base, they
 import pytest
 
 from bench.alignment_rl import WEIGHTS, _evaluator, main, run
-from bench.plot import write_rl_plot
+from bench.plot import write_plot
 from tests.bench.svgxml import SVG, parse
 from training.algorithms.loading import load_generator
 
@@ -47,7 +47,7 @@ def test_steps_limit_and_kept_adapters_reproduce_the_evaluation(tmp_path):
     assert round(again["mean_score"], 4) == result["curve"][2]["mean_score"]
 
     # the run plots: the curve's three evaluations and both steps' reward and KL
-    root = parse(write_rl_plot(result, tmp_path / "run.svg").read_text())
+    root = parse(write_plot(result, tmp_path / "run.svg").read_text())
     lines = {p.get("data-series"): p.get("points").split() for p in root.iter(f"{SVG}polyline")}
     assert {name: len(points) for name, points in lines.items()} == {
         "accuracy": 3,

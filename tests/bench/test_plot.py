@@ -95,5 +95,28 @@ def test_the_command_plots_a_saved_output_and_refuses_other_results(tmp_path, ca
     other.write_text(json.dumps({"algo": "dpo", "win_rate": 0.5}) + "\n")
     assert plot.main([str(other), "-o", str(tmp_path / "dpo.svg")]) == 2
     assert not (tmp_path / "dpo.svg").exists()
-    assert "not a bench.alignment_rl result" in capsys.readouterr().err
+    assert "not a result that plots" in capsys.readouterr().err
     assert plot.main([str(tmp_path / "missing.txt"), "-o", str(tmp_path / "m.svg")]) == 2
+
+
+def test_running_mean_averages_the_window_before_each_value():
+    assert plot.running_mean([1.0, 2.0, 3.0, 4.0, 5.0], 2) == [1.0, 1.5, 2.5, 3.5, 4.5]
+    assert plot.running_mean([1.0, 2.0, 6.0], 5) == [1.0, 1.5, 3.0]
+    assert plot.running_mean([4.0, 8.0], 1) == [4.0, 8.0]
+    with pytest.raises(ValueError, match="window"):
+        plot.running_mean([1.0], 0)
+
+
+def test_dpo_panels_draw_the_steps_against_their_reference_levels():
+    steps = [
+        {"step": k, "loss": 0.75 - 0.125 * k, "implicit_acc": 0.5 + 0.25 * k, "mse_gap": 2.0**-k} for k in (1, 2, 3)
+    ]
+    loss, accuracy, gap = plot.dpo_panels({"algo": "dpo", "steps": steps})
+    assert loss.series[0].points == ((1.0, 0.625), (2.0, 0.5), (3.0, 0.375))
+    assert loss.series[2].points == ((1.0, math.log(2)), (3.0, math.log(2)))  # the loss at initialisation
+    # fewer steps than the window: the running mean of all so far
+    assert [y for _, y in accuracy.series[0].points] == [0.75, 0.875, 1.0]
+    assert accuracy.series[1].points == ((1.0, 0.5), (3.0, 0.5))
+    assert [y for _, y in gap.series[0].points] == [0.5, 0.375, 0.875 / 3]
+    panels, title = plot.panels_for({"algo": "dpo", "base": "b", "modality": "image", "steps": steps})
+    assert title == "Diffusion-DPO on b (image)" and len(panels) == 3
