@@ -32,7 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench import add_options, option, say, say_every
-from bench.plot import check_path, write_plot
+from bench.plot import check_path, plot_after_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BASE = ROOT / "training" / "weights" / "shapes-image-eps"
@@ -258,8 +258,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_path(parser, args.plot)
     result = run(args)
-    if args.plot:
-        say(f"plot: {write_plot(result, args.plot)}")
     if not args.json:
         print(f"base: {result['base']}")
         print(f"judgments: {result['judgments']}")
@@ -270,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for task, v in result["by_task"].items():
             print(f"  {task}: win rate {v['win_rate']:.3f} ({v['wins']} wins, {v['ties']} ties, {v['losses']} losses)")
-    print(json.dumps(result))
-    return 0
+    print(json.dumps(result), flush=True)
+    return plot_after_run(result, args.plot)
 
 
 if __name__ == "__main__":

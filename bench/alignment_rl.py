@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 from bench import add_options, option, say
-from bench.plot import check_path, write_plot
+from bench.plot import check_path, plot_after_run
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "training" / "weights"
@@ -435,8 +435,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_path(parser, args.plot)
     result = run(args)
-    if args.plot:
-        say(f"plot: {write_plot(result, args.plot)}")
     if not args.json:
         b, a = result["before"], result["after"]
         print(f"base: {result['base']} ({result['modality']}, {result['family']}); reward: {result['reward']}")
@@ -452,8 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if result["reward_gap"]:
             print(f"learned reward vs verifier: {result['reward_gap']}")
-    print(json.dumps(result))
-    return 0
+    print(json.dumps(result), flush=True)
+    return plot_after_run(result, args.plot)
 
 
 if __name__ == "__main__":

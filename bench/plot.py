@@ -130,21 +130,26 @@ def _panel_svg(panel: Panel, top: float) -> list[str]:
     return out
 
 
+def _finite(panel: Panel) -> Panel:
+    """The panel without non-finite points (a diverged loss) and the series left with none."""
+    series = []
+    for s in panel.series:
+        points = tuple((x, y) for x, y in s.points if math.isfinite(x) and math.isfinite(y))
+        if points:
+            series.append(Series(s.name, points, s.markers, s.colour, s.dashed))
+    return Panel(panel.title, panel.x_label, panel.y_label, tuple(series))
+
+
 def svg(panels: list[Panel], *, title: str) -> str:
-    """One SVG document: ``title`` above the panels, stacked top to bottom. Panels without points
-    are left out; at least one must have some."""
-    drawn = [p for p in panels if any(s.points for s in p.series)]
+    """One SVG document: ``title`` above the panels, stacked top to bottom. Non-finite points are
+    skipped, and panels left without points are left out; at least one must have some."""
+    drawn = [p for p in map(_finite, panels) if p.series]
     if not drawn:
-        raise ValueError("nothing to plot: no panel has a point")
+        raise ValueError("nothing to plot: no panel has a finite point")
     height = 30 + PANEL_HEIGHT * len(drawn)
     body = [f'<text x="{LEFT}" y="20" class="heading">{escape(title)}</text>']
     for i, panel in enumerate(drawn):
-        body.extend(
-            _panel_svg(
-                Panel(panel.title, panel.x_label, panel.y_label, tuple(s for s in panel.series if s.points)),
-                30 + i * PANEL_HEIGHT,
-            )
-        )
+        body.extend(_panel_svg(panel, 30 + i * PANEL_HEIGHT))
     style = (
         "text{font-family:sans-serif;font-size:12px;fill:#222}.heading{font-size:15px;font-weight:bold}"
         ".title{font-size:13px;font-weight:bold}.tick{font-size:11px;fill:#555}"
@@ -281,6 +286,19 @@ def check_path(parser: argparse.ArgumentParser, path: str | None) -> None:
     """Refuse a ``--plot`` path with no folder to write in now, not after a long run."""
     if path and not Path(path).resolve().parent.is_dir():
         parser.error(f"--plot: no directory to write {path} in")
+
+
+def plot_after_run(result: dict, path: str | None) -> int:
+    """A benchmark's ``--plot``, once its result is printed: 0, or 1 with the reason on stderr (a plot
+    that fails never costs the run's result)."""
+    if not path:
+        return 0
+    try:
+        print(f"plot: {write_plot(result, path)}", file=sys.stderr, flush=True)
+    except (OSError, ValueError) as error:
+        print(f"plot not written: {error}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 def last_json(text: str) -> dict:

@@ -120,3 +120,22 @@ def test_dpo_panels_draw_the_steps_against_their_reference_levels():
     assert [y for _, y in gap.series[0].points] == [0.5, 0.375, 0.875 / 3]
     panels, title = plot.panels_for({"algo": "dpo", "base": "b", "modality": "image", "steps": steps})
     assert title == "Diffusion-DPO on b (image)" and len(panels) == 3
+
+
+def test_non_finite_points_are_skipped():
+    diverged = plot.Panel("loss", "step", "loss", (plot.Series("s", ((1.0, 0.7), (2.0, math.nan), (3.0, 0.6))),))
+    gone = plot.Panel("gone", "step", "y", (plot.Series("g", ((1.0, math.inf),)),))
+    text = plot.svg([diverged, gone], title="t")
+    assert [len(points) for points in _polylines(text).values()] == [2]
+    assert "gone" not in text
+    with pytest.raises(ValueError, match="finite"):
+        plot.svg([gone], title="t")
+
+
+def test_a_failed_plot_after_a_run_is_said_not_raised(tmp_path, capsys):
+    result = _result(learned=False)
+    assert plot.plot_after_run(result, None) == 0
+    assert plot.plot_after_run(result, str(tmp_path / "ok.svg")) == 0 and (tmp_path / "ok.svg").is_file()
+    assert plot.plot_after_run({"algo": "dpo"}, str(tmp_path / "no.svg")) == 1
+    assert "plot not written: not a result that plots" in capsys.readouterr().err
+    assert not (tmp_path / "no.svg").exists()
