@@ -23,9 +23,10 @@ samples deterministically (DDIM / flow Euler, `--eval-steps`); rollouts use DDIM
 flow SDE. `--steps N` stops after N steps (the wall-time budget still applies); `--keep-adapters DIR`
 saves the adapter at every evaluation and at the end (DIR/step-N), so any point of the curve can be
 examined again; `--plot FILE.svg` draws the curve, the rollout reward and the KL (`bench.plot`, which
-also plots a saved result). Where the base weights are missing a randomly initialised pipeline of the same
-architecture is used and the output says so: its samples are noise, verifier scores are near 0,
-almost every group has zero spread and little is trained; that run checks plumbing and timings only.
+also plots a saved result), redrawn at every evaluation so that a long run can be watched. Where the
+base weights are missing a randomly initialised pipeline of the same architecture is used and the
+output says so: its samples are noise, verifier scores are near 0, almost every group has zero spread
+and little is trained; that run checks plumbing and timings only.
 The last line is one JSON object.
 """
 
@@ -235,10 +236,11 @@ class _Progress:
     ``should_stop`` ends training when the wall-time budget (evaluations included) is spent."""
 
     def __init__(
-        self, scored: _Scored, evaluate_now, *, every_s: float, budget_s: float, before: dict, keep=None
+        self, scored: _Scored, evaluate_now, *, every_s: float, budget_s: float, before: dict, keep=None, drawn=None
     ) -> None:
         self.scored, self.evaluate_now, self.every_s, self.budget_s = scored, evaluate_now, every_s, budget_s
         self.keep = keep  # called with the step at every evaluation (saves the adapter), or None
+        self.drawn = drawn  # called with self after every evaluation (redraws --plot), or None
         self.start = self.last_eval = time.perf_counter()
         self.steps: list[dict] = []
         self.before = before
@@ -278,6 +280,8 @@ class _Progress:
         change = paired_change(self.before, now)
         self.curve.append(_point(self.minutes() if minutes is None else minutes, step, now, change))
         self.latest = (step, now, change)
+        if self.drawn is not None:
+            self.drawn(self)
 
     def should_stop(self) -> bool:
         return time.perf_counter() - self.start >= self.budget_s
@@ -367,6 +371,17 @@ def run(args) -> dict:
     def keep(step: int) -> None:
         policy.save_adapter(Path(keep_dir) / f"step-{step}")
 
+    about = {"algo": algo, "base": base_note, "modality": modality, "family": policy.family, "reward": reward_note}
+    plot_path = _option(args, "plot")
+
+    def draw(progress: _Progress) -> None:  # the plot so far, to watch a long run by
+        so_far = about | {
+            "curve": progress.curve,
+            "steps": progress.steps,
+            "reward_gap": {} if scored.separate else None,
+        }
+        plot_after_run(so_far, plot_path)
+
     progress = _Progress(
         scored,
         evaluate_now,
@@ -374,6 +389,7 @@ def run(args) -> dict:
         budget_s=60 * _option(args, "minutes"),
         before=before,
         keep=keep if keep_dir else None,
+        drawn=draw if plot_path else None,
     )
     train = train_grpo if algo == "grpo" else train_ppo
     with tempfile.TemporaryDirectory(prefix=f"bench-{algo}-") as run_dir:
@@ -393,11 +409,7 @@ def run(args) -> dict:
     zero_std = [s["zero_std_groups"] for s in progress.steps if "zero_std_groups" in s]
     return {
         "benchmark": f"alignment: {algo.upper()} with the {reward_note} reward (shapes world)",
-        "algo": algo,
-        "base": base_note,
-        "modality": modality,
-        "family": policy.family,
-        "reward": reward_note,
+        **about,
         "device": str(policy.device),
         "config": config.to_dict(),
         "held_out": {

@@ -25,7 +25,8 @@ TOY = {
 
 def test_steps_limit_and_kept_adapters_reproduce_the_evaluation(tmp_path):
     keep = tmp_path / "adapters"
-    result = run(TOY | {"steps": 2, "eval_every": 0.0, "minutes": 10.0, "keep_adapters": str(keep)})
+    live = tmp_path / "live.svg"
+    result = run(TOY | {"steps": 2, "eval_every": 0.0, "minutes": 10.0, "keep_adapters": str(keep), "plot": str(live)})
     final = run(TOY | {"steps": 2, "eval_every": 100.0, "minutes": 10.0, "keep_adapters": str(tmp_path / "final")})
 
     assert result["train_steps"] == 2 and len(result["steps"]) == 2
@@ -46,7 +47,8 @@ def test_steps_limit_and_kept_adapters_reproduce_the_evaluation(tmp_path):
     assert round(again["overall_accuracy"], 4) == result["after"]["accuracy"]
     assert round(again["mean_score"], 4) == result["curve"][2]["mean_score"]
 
-    # the run plots: the curve's three evaluations and both steps' reward and KL
+    # the run plots: the curve's three evaluations and both steps' reward and KL; the plot drawn as
+    # the run went (after each evaluation) ends the same as the one drawn from its result
     root = parse(write_plot(result, tmp_path / "run.svg").read_text())
     lines = {p.get("data-series"): p.get("points").split() for p in root.iter(f"{SVG}polyline")}
     assert {name: len(points) for name, points in lines.items()} == {
@@ -55,6 +57,7 @@ def test_steps_limit_and_kept_adapters_reproduce_the_evaluation(tmp_path):
         "mean reward": 2,
         "KL": 2,
     }
+    assert live.read_text() == (tmp_path / "run.svg").read_text()
 
 
 def test_a_plot_that_could_not_be_written_is_refused_before_the_run(tmp_path, capsys):
