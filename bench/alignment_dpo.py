@@ -12,7 +12,9 @@ prompts of every image task equally often (by default the evaluation prompts lea
 position and colour attribution to train on); the result lists the tasks trained on their evaluation
 prompts, with other seeds, in `held_out.seeds_only_tasks`.
 
-`--plot FILE.svg` draws the training steps (`bench.plot`).
+`--eval-scales 1,2,4` also judges the trained model with its LoRA update multiplied by each scale
+(`by_scale`; the headline stays at scale 1): whether the adapter's direction helps beyond its trained
+size. `--plot FILE.svg` draws the training steps (`bench.plot`).
 
 The base defaults to the shipped `training/weights/shapes-image-eps`; where it is missing a randomly
 initialised pipeline of the same architecture is used and the output says so (its samples are noise,
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -60,6 +63,12 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
         "attribution only, half of them position); balanced: as bench.alignment_rl's --train-prompts balanced",
     ),
     "seed": (0, int, "seed of prompts, samples, judgments and training"),
+    "eval_scales": (
+        "1",
+        str,
+        "LoRA scales to judge the trained model at, comma-separated (2: the adapter applied twice as strongly); "
+        "the headline win rate is always scale 1",
+    ),
     "threads": (0, int, "torch threads (0: leave torch's default)"),
     "plot": (None, str, "SVG file to draw the loss, implicit accuracy and error gap over the steps in (bench.plot)"),
 }
@@ -130,6 +139,20 @@ def win_rate(trained: list[float], base: list[float]) -> dict:
     }
 
 
+def eval_scales(value) -> list[float]:
+    """``--eval-scales``: a comma-separated string (or a sequence) of positive finite LoRA scales,
+    duplicates dropped, scale 1 (the headline) always first."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        scales = [float(item) for item in items if str(item).strip()]
+    except ValueError:
+        raise ValueError(f"--eval-scales must be comma-separated numbers, got {value!r}") from None
+    bad = [s for s in scales if not (math.isfinite(s) and s > 0)]
+    if bad:
+        raise ValueError(f"--eval-scales must be positive and finite, got {bad}")
+    return list(dict.fromkeys([1.0, *scales]))
+
+
 def _scores(policy, specs, seeds, steps: int) -> list[float]:
     from training.algorithms.sampling import generate
     from training.shapes import verify
@@ -144,8 +167,10 @@ def run(args) -> dict:
     import torch
 
     from training.algorithms.dpo import DPOConfig, simulated_pairs, train_dpo
+    from training.algorithms.lora import adapter_scaled
     from training.shapes import evaluate
 
+    scales = eval_scales(_option(args, "eval_scales"))  # refused before any work
     if _option(args, "threads"):
         torch.set_num_threads(_option(args, "threads"))
     seed, steps = _option(args, "seed"), _option(args, "sample_steps")
@@ -192,6 +217,15 @@ def run(args) -> dict:
     trained = _scores(policy, jobs_specs, jobs_seeds, steps)
     with policy.disable_adapter():  # the same network without its adapter is the base
         base = _scores(policy, jobs_specs, jobs_seeds, steps)
+    by_scale = {}
+    for scale in scales:
+        if scale == 1.0:
+            scored = trained
+        else:
+            with adapter_scaled(policy.denoiser, scale):
+                scored = _scores(policy, jobs_specs, jobs_seeds, steps)
+        accuracy, mean = float(np.mean([s >= 1.0 for s in scored])), float(np.mean(scored))
+        by_scale[f"{scale:g}"] = _rounded(win_rate(scored, base) | {"accuracy": accuracy, "mean_score": mean})
     times["evaluate_s"] = time.perf_counter() - t0
     times["total_s"] = time.perf_counter() - started
 
@@ -219,6 +253,8 @@ def run(args) -> dict:
         **_rounded(verdict),
         # per task of the held-out prompts: where the wins and the losses are
         "by_task": {task: _rounded(v) for task, v in by_task.items()},
+        # the same samples judged with the adapter scaled (`--eval-scales`); "1" is the headline
+        "by_scale": by_scale,
         "base_mean_score": round(float(np.mean(base)), 4),
         "trained_mean_score": round(float(np.mean(trained)), 4),
         "base_accuracy": round(float(np.mean([s >= 1.0 for s in base])), 4),
@@ -257,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="only the JSON line")
     args = parser.parse_args(argv)
     check_path(parser, args.plot)
+    try:
+        eval_scales(args.eval_scales)
+    except ValueError as error:
+        parser.error(str(error))
     result = run(args)
     if not args.json:
         print(f"base: {result['base']}")
@@ -268,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         for task, v in result["by_task"].items():
             print(f"  {task}: win rate {v['win_rate']:.3f} ({v['wins']} wins, {v['ties']} ties, {v['losses']} losses)")
+        for scale, v in result["by_scale"].items():
+            print(
+                f"  adapter x{scale}: win rate {v['win_rate']:.3f} ({v['wins']} wins, {v['ties']} ties, "
+                f"{v['losses']} losses), accuracy {v['accuracy']:.3f}"
+            )
     print(json.dumps(result), flush=True)
     return plot_after_run(result, args.plot)
 

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from bench.alignment_dpo import _training_specs, run
+from bench.alignment_dpo import _training_specs, eval_scales, main, run
 from bench.plot import write_plot
 from tests.bench.svgxml import SVG, parse
 from training.shapes import evaluate, grammar
@@ -35,7 +35,15 @@ def _parts_add_up(result: dict) -> None:
 
 
 def test_default_and_balanced_training_prompts(tmp_path):
-    held_out = run(TOY)
+    held_out = run(TOY | {"eval_scales": "2"})
+    # the same samples with the adapter doubled: scale 1 is the headline, and both count every sample
+    assert list(held_out["by_scale"]) == ["1", "2"]
+    headline = {k: held_out[k] for k in ("win_rate", "wins", "ties", "losses", "win_rate_decisive")}
+    trained = {"accuracy": held_out["trained_accuracy"], "mean_score": held_out["trained_mean_score"]}
+    assert held_out["by_scale"]["1"] == headline | trained
+    doubled = held_out["by_scale"]["2"]
+    assert doubled["wins"] + doubled["ties"] + doubled["losses"] == 24
+    assert doubled["mean_score"] != trained["mean_score"]  # the doubled adapter made other samples
     # every step is in the result (5 significant figures), and its plot draws them
     assert [s["step"] for s in held_out["steps"]] == [1, 2]
     assert held_out["steps"][-1]["loss"] == pytest.approx(held_out["train_last"]["loss"], abs=1e-4)
@@ -74,3 +82,14 @@ def test_balanced_draws_cover_every_task_and_hold_out_the_rest():
 
     with pytest.raises(ValueError, match="train-prompts"):
         _training_specs("image", all_eval, 10, seed=0, mode="everything")
+
+
+def test_eval_scales_are_checked_before_any_work(capsys):
+    assert eval_scales("2, 4,2") == [1.0, 2.0, 4.0]
+    assert eval_scales([1, 0.5]) == [1.0, 0.5]
+    for bad in ("0", "-1", "nan", "two"):
+        with pytest.raises(ValueError, match="eval-scales"):
+            eval_scales(bad)
+    with pytest.raises(SystemExit):
+        main(["--eval-scales", "0"])
+    assert "positive and finite" in capsys.readouterr().err

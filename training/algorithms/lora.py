@@ -10,6 +10,7 @@ call signature, and the adapter is saved in peft's own layout (``adapter_config.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -105,3 +106,26 @@ def adapter_disabled(model: torch.nn.Module) -> Iterator[None]:
     finally:
         for layer in layers:
             layer.enable_adapters(True)
+
+
+@contextlib.contextmanager
+def adapter_scaled(model: torch.nn.Module, factor: float) -> Iterator[None]:
+    """Run the model with every LoRA layer's update multiplied by ``factor`` (0: the base model,
+    1: as trained, 2: the adapter applied twice as strongly), through peft's per-layer scaling.
+
+    Used to ask whether an adapter's direction helps beyond its trained size. The scalings are
+    restored even if the body raises.
+    """
+    if not math.isfinite(factor):
+        raise ValueError(f"adapter scale must be finite, got {factor}")
+    layers = _tuner_layers(model)
+    saved = [dict(layer.scaling) for layer in layers]
+    try:
+        for layer in layers:
+            for name in layer.scaling:
+                layer.scaling[name] *= factor
+        yield
+    finally:
+        for layer, scaling in zip(layers, saved, strict=True):
+            layer.scaling.clear()
+            layer.scaling.update(scaling)

@@ -3,7 +3,7 @@ import torch
 
 from tests.training.algorithms.tiny import PROMPTS
 from training.algorithms.loading import load_generator
-from training.algorithms.lora import load_lora
+from training.algorithms.lora import adapter_scaled, load_lora
 
 
 def _inputs(policy):
@@ -52,3 +52,33 @@ def test_loading_a_missing_adapter_fails_clearly(saved_generators, tmp_path):
     policy = load_generator(str(saved_generators["shapes-image-eps"]))
     with pytest.raises(FileNotFoundError, match="no LoRA adapter"):
         load_lora(policy.denoiser, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["shapes-image-eps", "shapes-image-flow"])
+def test_a_scaled_adapter_is_the_update_times_the_factor(name, saved_generators):
+    policy = load_generator(str(saved_generators[name]))
+    x, t, cond = _inputs(policy)
+    with torch.no_grad():
+        base = policy.predict(x, t, cond)
+        policy.add_adapter(rank=2, init=False)
+        adapted = policy.predict(x, t, cond)
+        with adapter_scaled(policy.denoiser, 0.0):
+            torch.testing.assert_close(policy.predict(x, t, cond), base, atol=1e-6, rtol=0)
+        with adapter_scaled(policy.denoiser, 2.0):
+            doubled = policy.predict(x, t, cond)
+        # the same as doubling every B by hand
+        Bs = {n: p.clone() for n, p in policy.denoiser.named_parameters() if "lora_B" in n}
+        for n, p in policy.denoiser.named_parameters():
+            if n in Bs:
+                p.mul_(2.0)
+        torch.testing.assert_close(doubled, policy.predict(x, t, cond), atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(doubled, adapted, atol=1e-4)
+        for n, p in policy.denoiser.named_parameters():
+            if n in Bs:
+                p.copy_(Bs[n])
+        # restored on the way out, also when the body raises
+        with pytest.raises(RuntimeError), adapter_scaled(policy.denoiser, 3.0):
+            raise RuntimeError
+        torch.testing.assert_close(policy.predict(x, t, cond), adapted, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="finite"), adapter_scaled(policy.denoiser, float("nan")):
+        pass
