@@ -277,8 +277,11 @@ def write_plot(result: dict, path: str | Path) -> Path:
     panels, title = panels_for(result)
     text = svg(panels, title=title)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)  # gone after the rename; a failed write leaves no stray file
     return path
 
 

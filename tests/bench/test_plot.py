@@ -95,6 +95,7 @@ def test_the_command_plots_a_saved_output_and_refuses_other_results(tmp_path, ca
     other.write_text(json.dumps({"algo": "dpo", "win_rate": 0.5}) + "\n")
     assert plot.main([str(other), "-o", str(tmp_path / "dpo.svg")]) == 2
     assert not (tmp_path / "dpo.svg").exists()
+    assert not list(tmp_path.glob("*.tmp"))
     assert "not a result that plots" in capsys.readouterr().err
     assert plot.main([str(tmp_path / "missing.txt"), "-o", str(tmp_path / "m.svg")]) == 2
 
