@@ -378,7 +378,7 @@ def run(args) -> dict:
         so_far = about | {
             "curve": progress.curve,
             "steps": progress.steps,
-            "reward_gap": {} if scored.separate else None,
+            "reward_gap": _gap(progress.steps, scored.separate),
         }
         plot_after_run(so_far, plot_path)
 

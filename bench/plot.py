@@ -168,14 +168,18 @@ def svg(panels: list[Panel], *, title: str) -> str:
     )
 
 
+def _per_step(steps: list[dict], key: str, window: int = 1) -> tuple[tuple[float, float], ...]:
+    """(step, value) of every step record that has ``key``; with ``window`` > 1 the running mean."""
+    kept = [s for s in steps if key in s]
+    values = running_mean([float(s[key]) for s in kept], window)
+    return tuple(zip((float(s["step"]) for s in kept), values, strict=True))
+
+
 def rl_panels(result: dict) -> list[Panel]:
     """The panels of a `bench.alignment_rl` result (see the module's docstring)."""
     curve = result.get("curve") or []
     steps = result.get("steps") or []
     learned = result.get("reward_gap") is not None  # a learned reward, the verifier scored apart
-
-    def per_step(key: str) -> tuple[tuple[float, float], ...]:
-        return tuple((float(s["step"]), float(s[key])) for s in steps if key in s)
 
     panels = [
         Panel(
@@ -191,7 +195,7 @@ def rl_panels(result: dict) -> list[Panel]:
             f"Rollout reward ({result.get('reward', 'reward')})",
             "step",
             "learned reward" if learned else "verifier score",
-            (Series("mean reward", per_step("reward_mean")),),
+            (Series("mean reward", _per_step(steps, "reward_mean")),),
         ),
     ]
     if learned:
@@ -200,10 +204,10 @@ def rl_panels(result: dict) -> list[Panel]:
                 "Verifier score of the same rollouts",
                 "step",
                 "verifier score",
-                (Series("verifier", per_step("reward_verifier")),),
+                (Series("verifier", _per_step(steps, "reward_verifier")),),
             )
         )
-    panels.append(Panel("KL to the base", "step", "KL", (Series("KL", per_step("kl")),)))
+    panels.append(Panel("KL to the base", "step", "KL", (Series("KL", _per_step(steps, "kl")),)))
     return panels
 
 
@@ -227,9 +231,6 @@ def dpo_panels(result: dict) -> list[Panel]:
     x = [float(s["step"]) for s in steps]
     first, last = (x[0], x[-1]) if x else (0.0, 0.0)
 
-    def line(key: str, window: int = 1) -> tuple[tuple[float, float], ...]:
-        return tuple(zip(x, running_mean([float(s[key]) for s in steps], window), strict=True))
-
     def level(name: str, value: float) -> Series:
         return Series(name, ((first, value), (last, value)) if x else (), colour=LEVEL, dashed=True)
 
@@ -240,8 +241,8 @@ def dpo_panels(result: dict) -> list[Panel]:
             "step",
             "loss",
             (
-                Series("step", line("loss"), colour=FAINT),
-                Series(mean, line("loss", DPO_WINDOW), colour=COLOURS[0]),
+                Series("step", _per_step(steps, "loss"), colour=FAINT),
+                Series(mean, _per_step(steps, "loss", DPO_WINDOW), colour=COLOURS[0]),
                 level("ln 2", math.log(2)),
             ),
         ),
@@ -249,13 +250,13 @@ def dpo_panels(result: dict) -> list[Panel]:
             "Implicit accuracy (winner's error falls more than the loser's)",
             "step",
             "share of pairs",
-            (Series(mean, line("implicit_acc", DPO_WINDOW)), level("0.5", 0.5)),
+            (Series(mean, _per_step(steps, "implicit_acc", DPO_WINDOW)), level("0.5", 0.5)),
         ),
         Panel(
             "Denoising error of the policy minus the reference's",
             "step",
             "MSE difference",
-            (Series(mean, line("mse_gap", DPO_WINDOW)),),
+            (Series(mean, _per_step(steps, "mse_gap", DPO_WINDOW)),),
         ),
     ]
 
