@@ -71,6 +71,7 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     ),
     "threads": (0, int, "torch threads (0: leave torch's default)"),
     "plot": (None, str, "SVG file to draw the loss, implicit accuracy and error gap over the steps in (bench.plot)"),
+    "device": ("cpu", str, "where the model runs: cpu or cuda (the verifier and simulated annotators stay on the CPU)"),
 }
 
 
@@ -82,7 +83,7 @@ def _option(args, name: str):
     return option(args, OPTIONS, name)
 
 
-def _load_base(path: str | None):
+def _load_base(path: str | None, device: str = "cpu"):
     """(policy, description): the given or shipped base, else a random pipeline of the same architecture."""
     import torch
 
@@ -91,10 +92,10 @@ def _load_base(path: str | None):
     from training.shapes import grammar
 
     if path is not None:
-        return load_generator(str(path)), f"{path}"
+        return load_generator(str(path), device=device), f"{path}"
     if (DEFAULT_BASE / "model_index.json").is_file():
-        return load_generator(str(DEFAULT_BASE)), f"shipped {DEFAULT_BASE.relative_to(ROOT)}"
-    pipe = build_pipeline("shapes-image-eps", grammar.vocabulary(), seed=0)
+        return load_generator(str(DEFAULT_BASE), device=device), f"shipped {DEFAULT_BASE.relative_to(ROOT)}"
+    pipe = build_pipeline("shapes-image-eps", grammar.vocabulary(), seed=0).to(device)
     for module in pipe.components.values():
         if isinstance(module, torch.nn.Module):
             module.eval().requires_grad_(False)
@@ -176,7 +177,7 @@ def run(args) -> dict:
     seed, steps = _option(args, "seed"), _option(args, "sample_steps")
     times: dict[str, float] = {}
     started = time.perf_counter()
-    policy, base_note = _load_base(_option(args, "base"))
+    policy, base_note = _load_base(_option(args, "base"), _option(args, "device"))
     modality = MODALITY[policy.modality]
     eval_specs = evaluate.eval_specs(modality)
     if _option(args, "eval_prompts"):
@@ -240,6 +241,7 @@ def run(args) -> dict:
         "algo": "dpo",
         "base": base_note,
         "modality": modality,
+        "device": str(policy.device),
         "judgments": judged,
         "config": config.to_dict() | {"sample_steps": steps, "annotator_accuracy": _option(args, "accuracy")},
         "held_out": {

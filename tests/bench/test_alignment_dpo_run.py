@@ -53,6 +53,7 @@ def test_default_and_balanced_training_prompts(tmp_path):
         ("mean of 25 steps", 2)
     ]
     assert held_out["held_out"]["train_prompts"] == "held-out"
+    assert held_out["device"] == "cpu"  # --device's default
     # the toy evaluates every single-object and two-object prompt, so none of those is trained
     assert not {"single_object", "two_objects"} & set(held_out["held_out"]["train_tasks"])
     assert held_out["held_out"]["seeds_only_tasks"] == []
