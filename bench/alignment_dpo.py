@@ -14,7 +14,10 @@ prompts, with other seeds, in `held_out.seeds_only_tasks`.
 
 `--eval-scales 1,2,4` also judges the trained model with its LoRA update multiplied by each scale
 (`by_scale`; the headline stays at scale 1): whether the adapter's direction helps beyond its trained
-size. `--plot FILE.svg` draws the training steps (`bench.plot`).
+size. `--plot FILE.svg` draws the training steps (`bench.plot`). `--adapter DIR` skips the judgments
+and the training and judges a saved LoRA adapter against `--base` by the same verdict, so an adapter
+trained any other way (a GRPO run's `--keep-adapters`, say) is measured on the same scale. `--device
+cuda` runs the model on a GPU; the verifier and the simulated raters stay on the CPU.
 
 The base defaults to the shipped `training/weights/shapes-image-eps`; where it is missing a randomly
 initialised pipeline of the same architecture is used and the output says so (its samples are noise,
@@ -71,6 +74,12 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     ),
     "threads": (0, int, "torch threads (0: leave torch's default)"),
     "plot": (None, str, "SVG file to draw the loss, implicit accuracy and error gap over the steps in (bench.plot)"),
+    "adapter": (
+        None,
+        str,
+        "judge this saved LoRA adapter (Policy.save_adapter, e.g. a GRPO run's --keep-adapters) against --base "
+        "instead of training one: no judgments, no DPO",
+    ),
     "device": ("cpu", str, "where the model runs: cpu or cuda (the verifier and simulated annotators stay on the CPU)"),
 }
 
@@ -83,8 +92,9 @@ def _option(args, name: str):
     return option(args, OPTIONS, name)
 
 
-def _load_base(path: str | None, device: str = "cpu"):
-    """(policy, description): the given or shipped base, else a random pipeline of the same architecture."""
+def _load_base(path: str | None, device: str = "cpu", adapter: str | None = None):
+    """(policy, description): the given or shipped base, else a random pipeline of the same architecture;
+    with `adapter`, that saved LoRA adapter loaded into it (the base is the adapter disabled)."""
     import torch
 
     from training.algorithms.builders import build_pipeline
@@ -92,9 +102,12 @@ def _load_base(path: str | None, device: str = "cpu"):
     from training.shapes import grammar
 
     if path is not None:
-        return load_generator(str(path), device=device), f"{path}"
+        return load_generator(str(path), device=device, adapter=adapter), f"{path}"
     if (DEFAULT_BASE / "model_index.json").is_file():
-        return load_generator(str(DEFAULT_BASE), device=device), f"shipped {DEFAULT_BASE.relative_to(ROOT)}"
+        policy = load_generator(str(DEFAULT_BASE), device=device, adapter=adapter)
+        return policy, f"shipped {DEFAULT_BASE.relative_to(ROOT)}"
+    if adapter is not None:
+        raise FileNotFoundError(f"no base to judge {adapter} against: {DEFAULT_BASE} is missing; pass --base")
     pipe = build_pipeline("shapes-image-eps", grammar.vocabulary(), seed=0).to(device)
     for module in pipe.components.values():
         if isinstance(module, torch.nn.Module):
@@ -162,58 +175,14 @@ def _scores(policy, specs, seeds, steps: int) -> list[float]:
     return [float(verify.verify(s, m).score) for s, m in zip(specs, media, strict=True)]
 
 
-def run(args) -> dict:
-    """Run the benchmark; `args` is an argparse namespace or a dict (missing options take defaults)."""
+def _judge(policy, eval_specs, seeds_per_prompt: int, steps: int, scales: list[float]) -> dict:
+    """The policy against itself with its adapter disabled (the base) on held-out prompts, sample against
+    sample with the same seed: the headline verdict at scale 1, split by task and judged at each scale."""
     import numpy as np
-    import torch
 
-    from training.algorithms.dpo import DPOConfig, simulated_pairs, train_dpo
     from training.algorithms.lora import adapter_scaled
-    from training.shapes import evaluate
 
-    scales = eval_scales(_option(args, "eval_scales"))  # refused before any work
-    if _option(args, "threads"):
-        torch.set_num_threads(_option(args, "threads"))
-    seed, steps = _option(args, "seed"), _option(args, "sample_steps")
-    times: dict[str, float] = {}
-    started = time.perf_counter()
-    policy, base_note = _load_base(_option(args, "base"), _option(args, "device"))
-    modality = MODALITY[policy.modality]
-    eval_specs = evaluate.eval_specs(modality)
-    if _option(args, "eval_prompts"):
-        eval_specs = eval_specs[: _option(args, "eval_prompts")]
-    mode, evaluated = _option(args, "train_prompts"), {s.text for s in eval_specs}
-    specs = _training_specs(modality, evaluated, _option(args, "judgments"), seed, mode)
-
-    say(f"{base_note}: sampling two images for each of {len(specs)} training prompts and judging them")
-    t0 = time.perf_counter()
-    pairs, judged = simulated_pairs(policy, specs, seed=seed, accuracy=_option(args, "accuracy"), steps=steps)
-    times["generate_and_judge_s"] = time.perf_counter() - t0
-    if not pairs:
-        raise RuntimeError(f"every one of {judged['judgments']} judgments was a tie: nothing to train on")
-    judged_s, dpo_steps = times["generate_and_judge_s"], _option(args, "dpo_steps")
-    say(f"{len(pairs)} pairs in {judged_s:.0f} s; Diffusion-DPO for {dpo_steps} steps")
-
-    config = DPOConfig(
-        steps=_option(args, "dpo_steps"),
-        batch_size=_option(args, "batch"),
-        micro_batch=_option(args, "micro_batch"),
-        lr=_option(args, "lr"),
-        beta=_option(args, "beta"),
-        lora_rank=_option(args, "rank"),
-        uncond_rate=0.1,  # as the bases were trained: keeps the empty prompt's prediction calibrated
-        seed=seed,
-    )
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-dpo-") as run_dir:
-        result = train_dpo(config, policy, pairs, run_dir=run_dir, on_step=say_every(50, _describe))
-    times["train_s"] = time.perf_counter() - t0
-
-    say(f"trained in {times['train_s']:.0f} s; judging the trained model against the base on held-out prompts")
-    t0 = time.perf_counter()
-    eval_jobs = [
-        (s, 10_000_000 + 1000 * i + k) for i, s in enumerate(eval_specs) for k in range(_option(args, "eval_seeds"))
-    ]
+    eval_jobs = [(s, 10_000_000 + 1000 * i + k) for i, s in enumerate(eval_specs) for k in range(seeds_per_prompt)]
     jobs_specs, jobs_seeds = [s for s, _ in eval_jobs], [k for _, k in eval_jobs]
     trained = _scores(policy, jobs_specs, jobs_seeds, steps)
     with policy.disable_adapter():  # the same network without its adapter is the base
@@ -227,40 +196,65 @@ def run(args) -> dict:
                 scored = _scores(policy, jobs_specs, jobs_seeds, steps)
         accuracy, mean = float(np.mean([s >= 1.0 for s in scored])), float(np.mean(scored))
         by_scale[f"{scale:g}"] = _rounded(win_rate(scored, base) | {"accuracy": accuracy, "mean_score": mean})
-    times["evaluate_s"] = time.perf_counter() - t0
-    times["total_s"] = time.perf_counter() - started
-
-    verdict = win_rate(trained, base)
     by_task = {}
     for task in dict.fromkeys(s.task for s in jobs_specs):
         mine = [i for i, s in enumerate(jobs_specs) if s.task == task]
-        by_task[task] = win_rate([trained[i] for i in mine], [base[i] for i in mine])
-    history = result.history
+        by_task[task] = _rounded(win_rate([trained[i] for i in mine], [base[i] for i in mine]))
+    headline = win_rate(trained, base)
     return {
-        "benchmark": "alignment: Diffusion-DPO on simulated judgments (shapes world)",
-        "algo": "dpo",
-        "base": base_note,
-        "modality": modality,
-        "device": str(policy.device),
-        "judgments": judged,
-        "config": config.to_dict() | {"sample_steps": steps, "annotator_accuracy": _option(args, "accuracy")},
-        "held_out": {
-            "prompts": len(eval_specs),
-            "samples_per_model": len(eval_jobs),
-            "train_prompts": mode,
-            "train_tasks": dict(Counter(s.task for s in specs)),
-            # evaluated tasks that trained on their evaluation prompts (other seeds)
-            "seeds_only_tasks": sorted({s.task for s in specs if s.text in evaluated}),
-        },
-        **_rounded(verdict),
+        **_rounded(headline),
         # per task of the held-out prompts: where the wins and the losses are
-        "by_task": {task: _rounded(v) for task, v in by_task.items()},
+        "by_task": by_task,
         # the same samples judged with the adapter scaled (`--eval-scales`); "1" is the headline
         "by_scale": by_scale,
         "base_mean_score": round(float(np.mean(base)), 4),
         "trained_mean_score": round(float(np.mean(trained)), 4),
         "base_accuracy": round(float(np.mean([s >= 1.0 for s in base])), 4),
         "trained_accuracy": round(float(np.mean([s >= 1.0 for s in trained])), 4),
+        "samples_per_model": len(eval_jobs),
+        "met": headline["win_rate"] >= TARGET_WIN_RATE,  # unrounded
+    }
+
+
+def _train(policy, args, modality: str, evaluated: set[str], times: dict) -> dict:
+    """Simulated judgments of the base's own samples, then Diffusion-DPO on them (the adapter is left in
+    `policy`): the judgments, the config, the training prompts and every step, for the result."""
+    from training.algorithms.dpo import DPOConfig, simulated_pairs, train_dpo
+
+    seed, steps = _option(args, "seed"), _option(args, "sample_steps")
+    mode = _option(args, "train_prompts")
+    specs = _training_specs(modality, evaluated, _option(args, "judgments"), seed, mode)
+    say(f"sampling two images for each of {len(specs)} training prompts and judging them")
+    t0 = time.perf_counter()
+    pairs, judged = simulated_pairs(policy, specs, seed=seed, accuracy=_option(args, "accuracy"), steps=steps)
+    times["generate_and_judge_s"] = time.perf_counter() - t0
+    if not pairs:
+        raise RuntimeError(f"every one of {judged['judgments']} judgments was a tie: nothing to train on")
+    judged_s, dpo_steps = times["generate_and_judge_s"], _option(args, "dpo_steps")
+    say(f"{len(pairs)} pairs in {judged_s:.0f} s; Diffusion-DPO for {dpo_steps} steps")
+
+    config = DPOConfig(
+        steps=dpo_steps,
+        batch_size=_option(args, "batch"),
+        micro_batch=_option(args, "micro_batch"),
+        lr=_option(args, "lr"),
+        beta=_option(args, "beta"),
+        lora_rank=_option(args, "rank"),
+        uncond_rate=0.1,  # as the bases were trained: keeps the empty prompt's prediction calibrated
+        seed=seed,
+    )
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-dpo-") as run_dir:
+        history = train_dpo(config, policy, pairs, run_dir=run_dir, on_step=say_every(50, _describe)).history
+    times["train_s"] = time.perf_counter() - t0
+    say(f"trained in {times['train_s']:.0f} s")
+    return {
+        "judgments": judged,
+        "config": config.to_dict() | {"sample_steps": steps, "annotator_accuracy": _option(args, "accuracy")},
+        "train_prompts": mode,
+        "train_tasks": dict(Counter(s.task for s in specs)),
+        # evaluated tasks that trained on their evaluation prompts (other seeds)
+        "seeds_only_tasks": sorted({s.task for s in specs if s.text in evaluated}),
         "train_first": {k: round(v, 5) for k, v in history[0].items()} if history else {},
         "train_last": {k: round(v, 5) for k, v in history[-1].items()} if history else {},
         # every step, for the plot: the loss, the implicit accuracy and the policy's MSE minus the reference's
@@ -273,8 +267,62 @@ def run(args) -> dict:
             }
             for h in history
         ],
+    }
+
+
+def run(args) -> dict:
+    """Run the benchmark; `args` is an argparse namespace or a dict (missing options take defaults)."""
+    import torch
+
+    from training.shapes import evaluate
+
+    scales = eval_scales(_option(args, "eval_scales"))  # refused before any work
+    if _option(args, "threads"):
+        torch.set_num_threads(_option(args, "threads"))
+    times: dict[str, float] = {}
+    started = time.perf_counter()
+    adapter = _option(args, "adapter")
+    policy, base_note = _load_base(_option(args, "base"), _option(args, "device"), adapter)
+    modality = MODALITY[policy.modality]
+    eval_specs = evaluate.eval_specs(modality)
+    if _option(args, "eval_prompts"):
+        eval_specs = eval_specs[: _option(args, "eval_prompts")]
+    say(f"{base_note}" + (f" with the adapter in {adapter}" if adapter else ""))
+    if adapter is None:
+        trained = _train(policy, args, modality, {s.text for s in eval_specs}, times)
+    else:  # judged as it is: nothing generated for training, nothing trained
+        trained = {"judgments": None, "config": None, "train_prompts": None, "train_tasks": {}, "seeds_only_tasks": []}
+        trained |= {"train_first": {}, "train_last": {}, "steps": []}
+
+    say("judging the trained model against the base on held-out prompts")
+    t0 = time.perf_counter()
+    steps = _option(args, "sample_steps")
+    verdict = _judge(policy, eval_specs, _option(args, "eval_seeds"), steps, scales)
+    times["evaluate_s"] = time.perf_counter() - t0
+    times["total_s"] = time.perf_counter() - started
+    config, met = trained["config"], verdict.pop("met")
+    return {
+        "benchmark": "alignment: Diffusion-DPO on simulated judgments (shapes world)",
+        "algo": "dpo",
+        "base": base_note,
+        "adapter": adapter,
+        "modality": modality,
+        "device": str(policy.device),
+        "judgments": trained["judgments"],
+        "config": config or {"sample_steps": steps},
+        "held_out": {
+            "prompts": len(eval_specs),
+            "samples_per_model": verdict.pop("samples_per_model"),
+            "train_prompts": trained["train_prompts"],
+            "train_tasks": trained["train_tasks"],
+            "seeds_only_tasks": trained["seeds_only_tasks"],
+        },
+        **verdict,
+        "train_first": trained["train_first"],
+        "train_last": trained["train_last"],
+        "steps": trained["steps"],
         "target_win_rate": TARGET_WIN_RATE,
-        "met": verdict["win_rate"] >= TARGET_WIN_RATE,
+        "met": met,
         "seconds": {k: round(v, 1) for k, v in times.items()},
     }
 
@@ -295,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="only the JSON line")
     args = parser.parse_args(argv)
     check_path(parser, args.plot)
+    if args.plot and args.adapter:
+        parser.error("--plot draws the training steps; with --adapter nothing is trained")
     try:
         eval_scales(args.eval_scales)
     except ValueError as error:
@@ -302,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     if not args.json:
         print(f"base: {result['base']}")
-        print(f"judgments: {result['judgments']}")
+        print(f"adapter: {result['adapter']}" if result["adapter"] else f"judgments: {result['judgments']}")
         print(
             f"win rate {result['win_rate']:.3f} (target {TARGET_WIN_RATE}); "
             f"mean score {result['base_mean_score']:.3f} -> {result['trained_mean_score']:.3f}; "

@@ -4,6 +4,7 @@ prompts it trains on, and the win rate split by task adding up to the whole."""
 from collections import Counter
 
 import pytest
+import torch
 
 from bench.alignment_dpo import _training_specs, eval_scales, main, run
 from bench.plot import write_plot
@@ -94,3 +95,36 @@ def test_eval_scales_are_checked_before_any_work(capsys):
     with pytest.raises(SystemExit):
         main(["--eval-scales", "0"])
     assert "positive and finite" in capsys.readouterr().err
+
+
+def _saved_adapter(directory, *, identity: bool):
+    """An adapter on the shipped epsilon base: B = 0 (the base itself) or random A and B."""
+    from bench.alignment_dpo import DEFAULT_BASE
+    from training.algorithms.loading import load_generator
+
+    policy = load_generator(str(DEFAULT_BASE))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        policy.add_adapter(rank=2, init=identity)
+    return str(policy.save_adapter(directory))
+
+
+def test_a_saved_adapter_is_judged_without_training(tmp_path, capsys):
+    judge = {k: TOY[k] for k in ("sample_steps", "eval_prompts", "eval_seeds", "threads")}
+    same = run(judge | {"adapter": _saved_adapter(tmp_path / "same", identity=True)})
+    # an adapter whose update is zero draws exactly the base's samples: every verdict a tie
+    assert (same["wins"], same["ties"], same["losses"], same["win_rate"]) == (0, 24, 0, 0.5)
+    assert same["judgments"] is None and same["steps"] == [] and same["train_last"] == {}
+    assert same["adapter"] == str(tmp_path / "same") and same["held_out"]["samples_per_model"] == 24
+    _parts_add_up(same)
+
+    other = run(judge | {"adapter": _saved_adapter(tmp_path / "other", identity=False)})
+    assert other["ties"] < 24  # a random update changes samples
+    assert other["base_mean_score"] == same["base_mean_score"]  # against the same base samples
+    _parts_add_up(other)
+
+    with pytest.raises(FileNotFoundError, match="no LoRA adapter"):
+        run(judge | {"adapter": str(tmp_path / "nothing-here")})
+    with pytest.raises(SystemExit):
+        main(["--adapter", str(tmp_path / "same"), "--plot", str(tmp_path / "p.svg")])
+    assert "with --adapter nothing is trained" in capsys.readouterr().err

@@ -89,6 +89,10 @@ def load_lora(model: torch.nn.Module, directory: str | Path) -> LoraConfig:
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:
         raise ValueError(f"adapter in {directory} does not fit this model: unexpected keys {unexpected[:3]}")
+    # the layers its own config injected but its file has no weights for would silently stay at init
+    missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
+    if missing:
+        raise ValueError(f"adapter in {directory} is incomplete: no weights for {missing[:3]}")
     return config
 
 

@@ -390,10 +390,16 @@ def test_micro_batches_accumulate_the_same_step(saved_generators):
         for key in whole:
             assert chunked[key] == pytest.approx(whole[key], rel=1e-3, abs=1e-6), key
     # grad_norm above is the accumulated gradient's norm before clipping: a wrong weighting shows there.
-    # Adam divides by the gradient's running RMS, so its steps agree only to ~1% of one step (lr 1e-2).
-    for name, value in adapters[1].items():
-        torch.testing.assert_close(value, adapters[0][name], atol=1e-4, rtol=0)
-    assert any(adapters[0][name].abs().max() > 1e-3 for name in adapters[0])  # the steps did move it
+    # Adam divides each coordinate by its gradient's running RMS, so where a gradient is near zero the
+    # reassociation can change that coordinate's step by up to two learning rates: compare the whole
+    # update (trained minus the seeded start) as one vector instead of coordinate by coordinate.
+    start = load_generator(source)
+    prepare_adapter(start, config)
+    initial = _lora(start)
+    moved = [torch.cat([(a[n] - initial[n]).flatten() for n in sorted(initial)]) for a in adapters]
+    assert moved[0].norm() > 1e-2  # the steps did move it
+    assert torch.nn.functional.cosine_similarity(moved[0], moved[1], dim=0) > 0.9999
+    assert moved[1].norm() == pytest.approx(moved[0].norm().item(), rel=1e-3)
 
     x = torch.arange(4 * 3, dtype=torch.float32).reshape(4, 3)  # 2 pairs: rows [w0, w1, l0, l1]
     part = NoisedPairs(x, torch.arange(4), -x, x + 1).pairs(1, 2)

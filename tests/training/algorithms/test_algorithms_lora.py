@@ -1,5 +1,6 @@
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from tests.training.algorithms.tiny import PROMPTS
 from training.algorithms.loading import load_generator
@@ -52,6 +53,21 @@ def test_loading_a_missing_adapter_fails_clearly(saved_generators, tmp_path):
     policy = load_generator(str(saved_generators["shapes-image-eps"]))
     with pytest.raises(FileNotFoundError, match="no LoRA adapter"):
         load_lora(policy.denoiser, tmp_path)
+
+
+def test_an_adapter_missing_weights_is_refused(saved_generators, tmp_path):
+    policy = load_generator(str(saved_generators["shapes-image-eps"]))
+    policy.add_adapter(rank=2)
+    adapter_dir = policy.save_adapter(tmp_path / "adapter")
+    weights = adapter_dir / "adapter_model.safetensors"
+    state = load_file(str(weights))
+    dropped = sorted(state)[0]
+    del state[dropped]
+    save_file(state, str(weights))
+    fresh = load_generator(str(saved_generators["shapes-image-eps"]))
+    with pytest.raises(ValueError, match="is incomplete: no weights for") as refused:
+        load_lora(fresh.denoiser, adapter_dir)
+    assert dropped.rsplit(".", 1)[0] in str(refused.value)
 
 
 @pytest.mark.parametrize("name", ["shapes-image-eps", "shapes-image-flow"])
