@@ -291,8 +291,16 @@ def run(args) -> dict:
     if adapter is None:
         trained = _train(policy, args, modality, {s.text for s in eval_specs}, times)
     else:  # judged as it is: nothing generated for training, nothing trained
-        trained = {"judgments": None, "config": None, "train_prompts": None, "train_tasks": {}, "seeds_only_tasks": []}
-        trained |= {"train_first": {}, "train_last": {}, "steps": []}
+        trained = {
+            "judgments": None,
+            "config": None,
+            "train_prompts": None,
+            "train_tasks": {},
+            "seeds_only_tasks": [],
+            "train_first": {},
+            "train_last": {},
+            "steps": [],
+        }
 
     say("judging the trained model against the base on held-out prompts")
     t0 = time.perf_counter()
