@@ -81,6 +81,7 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
         "instead of training one: no judgments, no DPO",
     ),
     "device": ("cpu", str, "where the model runs: cpu or cuda (the verifier and simulated annotators stay on the CPU)"),
+    "mixed_precision": ("no", str, "no or bf16: the DPO forwards autocast (judging and evaluation in fp32)"),
 }
 
 
@@ -242,6 +243,7 @@ def _train(policy, args, modality: str, evaluated: set[str], times: dict) -> dic
         lora_rank=_option(args, "rank"),
         uncond_rate=0.1,  # as the bases were trained: keeps the empty prompt's prediction calibrated
         seed=seed,
+        mixed_precision=_option(args, "mixed_precision"),
     )
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-dpo-") as run_dir:

@@ -86,6 +86,7 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     "threads": (0, int, "torch threads (0: leave torch's default)"),
     "plot": (None, str, "SVG file to draw the curve, the rollout reward and the KL in (see bench.plot)"),
     "device": ("cpu", str, "where the policy runs: cpu or cuda (rewards and the verifier stay on the CPU)"),
+    "mixed_precision": ("no", str, "no or bf16: rollouts and training forwards autocast (held-out evaluation in fp32)"),
 }
 
 
@@ -212,6 +213,7 @@ def _config(args, algo: str, family: str):
         "sde_window": window,
         "lora_rank": _option(args, "rank"),
         "seed": _option(args, "seed"),
+        "mixed_precision": _option(args, "mixed_precision"),
     }
     if _option(args, "kl_beta") is not None:
         common["kl_beta"] = _option(args, "kl_beta")

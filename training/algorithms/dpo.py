@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from training.algorithms import lora
-from training.algorithms.loading import Policy, TextCondition
+from training.algorithms.loading import Policy, TextCondition, mixed_precision_dtype
 from training.algorithms.noising import (  # noqa: F401  (re-exported: part of the DPO API)
     NoisedPairs,
     encode_media,
@@ -148,8 +148,10 @@ class DPOConfig:
     checkpoint_every: int = 0  # 0: only at the end (and where a run is stopped)
     cache_encodings: bool = True
     micro_batch: int = 0
+    mixed_precision: str = "no"  # "bf16": the denoiser's forwards autocast (Policy.mixed_precision)
 
     def __post_init__(self) -> None:
+        mixed_precision_dtype(self.mixed_precision)
         positive_ints = {"steps": self.steps, "batch_size": self.batch_size, "lora_rank": self.lora_rank}
         for name, value in positive_ints.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -421,7 +423,8 @@ def train_dpo(
             for lo in range(0, config.batch_size, chunk):
                 hi = min(lo + chunk, config.batch_size)
                 share = (hi - lo) / config.batch_size  # every metric is a mean over the pairs
-                out = dpo_step(policy, encoder.condition(idx[lo:hi], drop[lo:hi]), noised.pairs(lo, hi), config)
+                with policy.mixed_precision(config.mixed_precision):
+                    out = dpo_step(policy, encoder.condition(idx[lo:hi], drop[lo:hi]), noised.pairs(lo, hi), config)
                 (out["loss"] * share).backward()
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + share * v.detach()

@@ -28,6 +28,9 @@ from training.algorithms.pipelines import PIPELINE_CLASSES, denoiser_forward, to
 from training.algorithms.tokenizer import encode_prompts
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+# a config's ``mixed_precision`` -> the dtype the denoiser's forwards autocast to (None: full precision).
+# bf16 only: fp16 gradients would need loss scaling, and bf16 keeps fp32's range.
+MIXED_PRECISION: dict[str, torch.dtype | None] = {"no": None, "bf16": torch.bfloat16}
 Family = Literal["epsilon", "flow"]
 Modality = Literal["image", "video", "views"]
 
@@ -92,6 +95,7 @@ class Policy:
     source: str = ""
     adapter: str | None = None
     _uncond: TextCondition | None = field(default=None, repr=False)
+    _autocast: torch.dtype | None = field(default=None, repr=False)  # set inside mixed_precision()
 
     @property
     def device(self) -> torch.device:
@@ -153,15 +157,22 @@ class Policy:
         return out_u + guidance * (out_c - out_u)
 
     def _forward(self, x: torch.Tensor, t, cond: TextCondition) -> torch.Tensor:
-        return denoiser_forward(
-            self.denoiser,
-            x.to(self.dtype),
-            t,
-            cond.embeds,
-            cond.pooled,
-            view_conditioned=self.view_conditioned,
-            frame_conditioned=self.frame_conditioned,
-        )
+        def forward() -> torch.Tensor:
+            return denoiser_forward(
+                self.denoiser,
+                x.to(self.dtype),
+                t,
+                cond.embeds,
+                cond.pooled,
+                view_conditioned=self.view_conditioned,
+                frame_conditioned=self.frame_conditioned,
+            )
+
+        if self._autocast is None:
+            return forward()
+        with torch.autocast(self.device.type, dtype=self._autocast):
+            out = forward()
+        return out.to(self.dtype)  # losses and log-densities stay in the policy's precision
 
     # --- schedulers, noise, decoding -------------------------------------------------------------
     def sampling_scheduler(self):
@@ -220,6 +231,18 @@ class Policy:
         return list(self.denoiser.parameters())
 
     @contextlib.contextmanager
+    def mixed_precision(self, mode: str) -> Iterator[None]:
+        """Inside it the denoiser's forwards run under autocast in ``mode``'s dtype (``"bf16"``) and
+        :meth:`predict` returns the policy's dtype; ``"no"`` changes nothing. The weights, their
+        gradients and the optimiser stay in full precision. Restores the previous mode on exit."""
+        dtype = mixed_precision_dtype(mode)
+        previous, self._autocast = self._autocast, dtype
+        try:
+            yield
+        finally:
+            self._autocast = previous
+
+    @contextlib.contextmanager
     def eval_mode(self) -> Iterator[None]:
         """Dropout off for rollouts and log-prob recomputation; restores the previous mode."""
         was_training = self.denoiser.training
@@ -228,6 +251,13 @@ class Policy:
             yield
         finally:
             self.denoiser.train(was_training)
+
+
+def mixed_precision_dtype(mode: str) -> torch.dtype | None:
+    """The autocast dtype of a config's ``mixed_precision`` (None for ``"no"``); refuses other values."""
+    if mode not in MIXED_PRECISION:
+        raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {mode!r}")
+    return MIXED_PRECISION[mode]
 
 
 def resolve_source(source: str) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from training.algorithms import lora
+from training.algorithms.loading import mixed_precision_dtype
 from training.algorithms.policy_gradient import (
     RLComponents,
     UpdateSettings,
@@ -70,8 +71,10 @@ class PolicyGradientConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     checkpoint_every: int = 0
+    mixed_precision: str = "no"  # "bf16": rollouts and training forwards autocast (Policy.mixed_precision)
 
     def __post_init__(self) -> None:
+        mixed_precision_dtype(self.mixed_precision)
         positive = ("steps", "prompts_per_step", "sampler_steps", "lora_rank", "inner_epochs")
         for name in positive:
             if getattr(self, name) < 1:
@@ -224,7 +227,8 @@ def train_policy_gradient(
     )
     for step_index in run.steps(start):
         draw = _draw(run, data, config, samples_per_prompt, same_initial_noise)
-        metrics = _step(run, config, components, draw, advantages, optimizer, settings)
+        with policy.mixed_precision(config.mixed_precision):  # the step only: on_step runs in full precision
+            metrics = _step(run, config, components, draw, advantages, optimizer, settings)
         if state is not None:
             run.extra["advantage_state"] = state.state_dict()
         run.end_step(step_index, metrics, modules=modules, optimizer=optimizer)
