@@ -233,8 +233,8 @@ class Policy:
     @contextlib.contextmanager
     def mixed_precision(self, mode: str) -> Iterator[None]:
         """Inside it the denoiser's forwards run under autocast in ``mode``'s dtype (``"bf16"``) and
-        :meth:`predict` returns the policy's dtype; ``"no"`` changes nothing. The weights, their
-        gradients and the optimiser stay in full precision. Restores the previous mode on exit."""
+        :meth:`predict` returns the policy's dtype; with ``"no"`` they run in full precision. The weights,
+        their gradients and the optimiser stay in full precision. Restores the previous mode on exit."""
         dtype = mixed_precision_dtype(mode)
         previous, self._autocast = self._autocast, dtype
         try:
