@@ -89,7 +89,7 @@ def test_grpo_in_bf16_keeps_its_exact_invariants_and_resumes_exactly(saved_gener
 
     train_grpo(config, components, DATA, run_dir=tmp_path / "a", on_step=on_step)
     assert in_callback == [torch.float32, torch.float32]
-    assert inner.count(torch.bfloat16) == len(inner) - 2  # rollouts and updates: every other forward
+    assert inner.count(torch.bfloat16) == len(inner) - 2  # every forward of the steps; the callbacks' two are fp32
     first = seen[0].metrics
     # old log-probs come from the same bf16 forward as the update's: the ratio is exactly 1, and
     # policy and reference are the same network before the first update: the KL is exactly 0
