@@ -176,9 +176,10 @@ def _scores(policy, specs, seeds, steps: int) -> list[float]:
     return [float(verify.verify(s, m).score) for s, m in zip(specs, media, strict=True)]
 
 
-def _judge(policy, eval_specs, seeds_per_prompt: int, steps: int, scales: list[float]) -> dict:
+def _judge(policy, eval_specs, seeds_per_prompt: int, steps: int, scales: list[float]) -> tuple[dict, bool]:
     """The policy against itself with its adapter disabled (the base) on held-out prompts, sample against
-    sample with the same seed: the headline verdict at scale 1, split by task and judged at each scale."""
+    sample with the same seed: the headline verdict at scale 1, split by task and judged at each scale,
+    and whether the unrounded headline meets the target."""
     import numpy as np
 
     from training.algorithms.lora import adapter_scaled
@@ -202,7 +203,7 @@ def _judge(policy, eval_specs, seeds_per_prompt: int, steps: int, scales: list[f
         mine = [i for i, s in enumerate(jobs_specs) if s.task == task]
         by_task[task] = _rounded(win_rate([trained[i] for i in mine], [base[i] for i in mine]))
     headline = win_rate(trained, base)
-    return {
+    verdict = {
         **_rounded(headline),
         # per task of the held-out prompts: where the wins and the losses are
         "by_task": by_task,
@@ -212,9 +213,8 @@ def _judge(policy, eval_specs, seeds_per_prompt: int, steps: int, scales: list[f
         "trained_mean_score": round(float(np.mean(trained)), 4),
         "base_accuracy": round(float(np.mean([s >= 1.0 for s in base])), 4),
         "trained_accuracy": round(float(np.mean([s >= 1.0 for s in trained])), 4),
-        "samples_per_model": len(eval_jobs),
-        "met": headline["win_rate"] >= TARGET_WIN_RATE,  # unrounded
     }
+    return verdict, headline["win_rate"] >= TARGET_WIN_RATE
 
 
 def _train(policy, args, modality: str, evaluated: set[str], times: dict) -> dict:
@@ -306,11 +306,11 @@ def run(args) -> dict:
 
     say("judging the trained model against the base on held-out prompts")
     t0 = time.perf_counter()
-    steps = _option(args, "sample_steps")
-    verdict = _judge(policy, eval_specs, _option(args, "eval_seeds"), steps, scales)
+    steps, seeds = _option(args, "sample_steps"), _option(args, "eval_seeds")
+    verdict, met = _judge(policy, eval_specs, seeds, steps, scales)
     times["evaluate_s"] = time.perf_counter() - t0
     times["total_s"] = time.perf_counter() - started
-    config, met = trained["config"], verdict.pop("met")
+    config = trained["config"]
     return {
         "benchmark": "alignment: Diffusion-DPO on simulated judgments (shapes world)",
         "algo": "dpo",
@@ -322,7 +322,7 @@ def run(args) -> dict:
         "config": config or {"sample_steps": steps},
         "held_out": {
             "prompts": len(eval_specs),
-            "samples_per_model": verdict.pop("samples_per_model"),
+            "samples_per_model": len(eval_specs) * seeds,
             "train_prompts": trained["train_prompts"],
             "train_tasks": trained["train_tasks"],
             "seeds_only_tasks": trained["seeds_only_tasks"],
