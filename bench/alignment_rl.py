@@ -9,7 +9,9 @@ only its 16 evaluation prompts, so there it trains on them and says so). For ima
 three of the six tasks, mostly position prompts; `--train-prompts balanced` draws every task equally
 often instead, training the three small tasks on their evaluation prompts (new seeds):
 
-- `--algo grpo`: GRPO with the verifier's score as the reward;
+- `--algo grpo`: GRPO with the verifier's score as the reward (the fraction of the prompt's clauses
+  that hold), or with `--verifier-reward strict` its all-or-nothing verdict, the accuracy that is
+  evaluated; the score of the same rollouts is then reported beside it, as for a learned reward;
 - `--algo ppo`: DDPO with a learned reward model (`--reward-model DIR`, loaded with
   `training.algorithms.reward_model.load_reward_model`) or, without one, the verifier. With a
   learned reward the verifier also scores every rollout, so the output shows both over training:
@@ -74,6 +76,12 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     "rank": (8, int, "LoRA rank"),
     "guidance": (1.0, float, "classifier-free guidance of rollouts and evaluation"),
     "reward_model": (None, str, "PPO: learned reward model directory (default: the verifier)"),
+    "verifier_reward": (
+        "score",
+        str,
+        "the verifier as the reward: score (the fraction of the prompt's clauses that hold) or strict (1 only "
+        "when all hold: the accuracy that is evaluated)",
+    ),
     "train_prompts": (
         "held-out",
         str,
@@ -181,13 +189,18 @@ class _Scored:
 
 
 def _reward(args, algo: str) -> tuple[_Scored, str]:
-    from training.algorithms.rewards import reward_model_reward, verifier_reward
+    from training.algorithms.rewards import reward_model_reward, verifier_accuracy_reward, verifier_reward
 
     path = _option(args, "reward_model")
     if algo == "ppo" and path:
         from training.algorithms.reward_model import load_reward_model  # written alongside; loaded lazily
 
         return _Scored(reward_model_reward(load_reward_model(path)), verifier_reward, True), f"learned ({path})"
+    kind = _option(args, "verifier_reward")
+    if kind == "strict":  # the verifier's score of the same rollouts is still reported beside it
+        return _Scored(verifier_accuracy_reward, verifier_reward, True), "verifier, strict"
+    if kind != "score":
+        raise ValueError(f"--verifier-reward must be score or strict, got {kind!r}")
     return _Scored(verifier_reward, verifier_reward, False), "verifier"
 
 
@@ -305,15 +318,16 @@ def _summary(e: dict) -> dict:
 
 
 def _gap(steps: list[dict], separate: bool) -> dict | None:
-    """Learned reward and verifier score over the first and last fifth of training (PPO with a
-    learned reward only): the learned reward rising while the verifier does not is over-optimisation."""
+    """The training reward and the verifier's score over the first and last fifth of training, when
+    they differ (a learned reward model, or the strict verifier): a learned reward rising while the
+    verifier does not is over-optimisation."""
     if not separate or not steps:
         return None
     window = max(1, len(steps) // 5)
     parts = {"first": steps[:window], "last": steps[-window:]}
     out = {}
     for name, part in parts.items():
-        out[f"learned_{name}"] = sum(s["reward_mean"] for s in part) / len(part)
+        out[f"reward_{name}"] = sum(s["reward_mean"] for s in part) / len(part)
         out[f"verifier_{name}"] = sum(s["reward_verifier"] for s in part) / len(part)
     return _round(out)
 
@@ -350,6 +364,7 @@ def run(args) -> dict:
     if _option(args, "threads"):
         torch.set_num_threads(_option(args, "threads"))
     started = time.perf_counter()
+    scored, reward_note = _reward(args, algo)  # a bad --verifier-reward or reward model fails before the base loads
     policy, base_note = _load_base(
         _option(args, "base"), _option(args, "modality"), _option(args, "family"), _option(args, "device")
     )
@@ -360,7 +375,6 @@ def run(args) -> dict:
     entries = {s.text: (s.text, {"spec": s.to_dict()}) for s in train_specs}
     data = [entries[s.text] for s in train_specs]
     config = _config(args, algo, policy.family)
-    scored, reward_note = _reward(args, algo)
     evaluate_now = _evaluator(args, policy, modality, cap)
 
     before = evaluate_now()
@@ -463,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             f"being correct (sign test p = {p['sign_test_p']:.2g})"
         )
         if result["reward_gap"]:
-            print(f"learned reward vs verifier: {result['reward_gap']}")
+            print(f"training reward vs verifier score: {result['reward_gap']}")
     print(json.dumps(result), flush=True)
     return plot_after_run(result, args.plot)
 

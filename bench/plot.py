@@ -5,7 +5,7 @@ run can be saved and passed as it is). The alignment RL benchmark (`bench.alignm
 PPO) draws, one panel each:
 
 - the held-out verifier accuracy and mean score over wall time (the benchmark's curve);
-- the rollouts' reward per step and, with a learned reward, the verifier's score of the same rollouts
+- the rollouts' reward per step and, with a learned or strict reward, the verifier's score of the same rollouts
   in their own panel (a learned reward that rises while the verifier does not is over-optimisation,
   and the two scales differ);
 - the KL to the base per step.
@@ -179,7 +179,7 @@ def rl_panels(result: dict) -> list[Panel]:
     """The panels of a `bench.alignment_rl` result (see the module's docstring)."""
     curve = result.get("curve") or []
     steps = result.get("steps") or []
-    learned = result.get("reward_gap") is not None  # a learned reward, the verifier scored apart
+    learned = result.get("reward_gap") is not None  # a reward other than the verifier's score, which is scored apart
 
     panels = [
         Panel(
@@ -194,7 +194,7 @@ def rl_panels(result: dict) -> list[Panel]:
         Panel(
             f"Rollout reward ({result.get('reward', 'reward')})",
             "step",
-            "learned reward" if learned else "verifier score",
+            "reward" if learned else "verifier score",
             (Series("mean reward", _per_step(steps, "reward_mean")),),
         ),
     ]

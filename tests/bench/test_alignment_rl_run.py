@@ -64,3 +64,19 @@ def test_a_plot_that_could_not_be_written_is_refused_before_the_run(tmp_path, ca
     with pytest.raises(SystemExit):
         main(["--plot", str(tmp_path / "missing" / "run.svg")])
     assert "no directory to write" in capsys.readouterr().err
+
+
+def test_strict_verifier_reward_trains_on_accuracy_and_reports_the_score_beside_it():
+    result = run(TOY | {"algo": "grpo", "verifier_reward": "strict", "steps": 2, "eval_every": 100.0, "minutes": 10.0})
+    assert result["reward"] == "verifier, strict"
+    assert len(result["steps"]) == 2
+    for step in result["steps"]:
+        # 2 prompts x 2 rollouts scored 0 or 1; the fraction of clauses is at least the verdict
+        assert step["reward_mean"] * 4 == round(step["reward_mean"] * 4)
+        assert step["reward_verifier"] >= step["reward_mean"]
+    assert set(result["reward_gap"]) == {"reward_first", "reward_last", "verifier_first", "verifier_last"}
+
+
+def test_an_unknown_verifier_reward_is_refused_before_the_base_loads():
+    with pytest.raises(ValueError, match="must be score or strict, got 'binary'"):
+        run(TOY | {"algo": "grpo", "verifier_reward": "binary", "base": "/nonexistent"})

@@ -60,7 +60,7 @@ def _result(*, learned: bool) -> dict:
         {"minutes": 0.0, "step": 0, "accuracy": 0.4, "mean_score": 0.8},
         {"minutes": 1.5, "step": 2, "accuracy": 0.45, "mean_score": 0.85, "gained": 3, "lost": 1},
     ]
-    gap = {"learned_first": -3.6, "learned_last": -3.5} if learned else None
+    gap = {"reward_first": -3.6, "reward_last": -3.5} if learned else None
     return {
         "algo": "ppo",
         "base": "b",

@@ -52,6 +52,19 @@ def verifier_reward(media: Sequence[np.ndarray], prompts: Sequence[str], metadat
     )
 
 
+def verifier_accuracy_reward(
+    media: Sequence[np.ndarray], prompts: Sequence[str], metadata: Sequence[dict] | None
+) -> np.ndarray:
+    """The verifier's all-or-nothing verdict: 1.0 when every clause holds, else 0.0. This is the
+    accuracy the benchmarks report, so a policy trained on it cannot trade a failed clause for
+    partial credit on the others, as it can under :func:`verifier_reward`'s fraction."""
+    metadata = check_batch(media, prompts, metadata)
+    return np.array(
+        [float(verify.verify(prompt_spec(p, m), x).correct) for x, p, m in zip(media, prompts, metadata, strict=True)],
+        dtype=np.float64,
+    )
+
+
 def reward_model_reward(
     model: RewardModel, criterion: str = OVERALL, *, batch_size: int = 64, transform: str = "raw"
 ) -> RewardFn:

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from training.algorithms.reward_model import RewardModelConfig, build_reward_model
-from training.algorithms.rewards import reward_model_reward, verifier_reward, weighted_reward
+from training.algorithms.rewards import (
+    reward_model_reward,
+    verifier_accuracy_reward,
+    verifier_reward,
+    weighted_reward,
+)
 from training.shapes import corrupt, grammar, render
 
 
@@ -41,6 +46,19 @@ def test_verifier_reward_uses_the_spec_in_metadata():
         verifier_reward([image], ["<anything>"], [{}])
 
 
+def test_verifier_accuracy_reward_is_one_only_when_every_clause_holds():
+    spec = grammar.parse("a red circle left of a blue square")
+    rng = np.random.default_rng(1)
+    image = render.render(spec, rng)
+    # right, then the opposite relation (3 of 4 clauses), then an empty frame (none)
+    prompts = [spec.text, "a red circle right of a blue square", spec.text]
+    media = [image, image, np.zeros_like(image)]
+    assert verifier_reward(media, prompts, None).tolist() == [1.0, 0.75, 0.0]
+    strict = verifier_accuracy_reward(media, prompts, [{"spec": spec}, {}, {"spec": spec.to_dict()}])
+    assert strict.dtype == np.float64
+    assert strict.tolist() == [1.0, 0.0, 0.0]
+
+
 @pytest.mark.parametrize(
     ("media", "prompts", "metadata", "error", "match"),
     [
@@ -50,7 +68,13 @@ def test_verifier_reward_uses_the_spec_in_metadata():
     ],
 )
 def test_reward_inputs_are_checked(media, prompts, metadata, error, match, model):
-    for fn in (verifier_reward, reward_model_reward(model), weighted_reward([(1.0, verifier_reward)])):
+    fns = (
+        verifier_reward,
+        verifier_accuracy_reward,
+        reward_model_reward(model),
+        weighted_reward([(1.0, verifier_reward)]),
+    )
+    for fn in fns:
         with pytest.raises(error, match=match):
             fn(media, prompts, metadata)
 
