@@ -179,7 +179,7 @@ def rl_panels(result: dict) -> list[Panel]:
     """The panels of a `bench.alignment_rl` result (see the module's docstring)."""
     curve = result.get("curve") or []
     steps = result.get("steps") or []
-    learned = result.get("reward_gap") is not None  # a reward other than the verifier's score, which is scored apart
+    apart = result.get("reward_gap") is not None  # the reward is not the verifier's score, which is scored apart
 
     panels = [
         Panel(
@@ -194,11 +194,11 @@ def rl_panels(result: dict) -> list[Panel]:
         Panel(
             f"Rollout reward ({result.get('reward', 'reward')})",
             "step",
-            "reward" if learned else "verifier score",
+            "reward" if apart else "verifier score",
             (Series("mean reward", _per_step(steps, "reward_mean")),),
         ),
     ]
-    if learned:
+    if apart:
         panels.append(
             Panel(
                 "Verifier score of the same rollouts",

@@ -3,6 +3,7 @@ the adapters it keeps are the weights it evaluated (reloaded into the base, they
 
 import pytest
 
+from bench import alignment_rl
 from bench.alignment_rl import WEIGHTS, _evaluator, main, run
 from bench.plot import write_plot
 from tests.bench.svgxml import SVG, parse
@@ -77,6 +78,10 @@ def test_strict_verifier_reward_trains_on_accuracy_and_reports_the_score_beside_
     assert set(result["reward_gap"]) == {"reward_first", "reward_last", "verifier_first", "verifier_last"}
 
 
-def test_an_unknown_verifier_reward_is_refused_before_the_base_loads():
+def test_an_unknown_verifier_reward_is_refused_before_the_base_loads(monkeypatch):
+    def load_base(*args):
+        raise AssertionError("the base was loaded before the reward was checked")
+
+    monkeypatch.setattr(alignment_rl, "_load_base", load_base)
     with pytest.raises(ValueError, match="must be score or strict, got 'binary'"):
-        run(TOY | {"algo": "grpo", "verifier_reward": "binary", "base": "/nonexistent"})
+        run(TOY | {"algo": "grpo", "verifier_reward": "binary"})
