@@ -43,13 +43,15 @@ def prompt_spec(prompt: str, meta: dict) -> grammar.PromptSpec:
     return spec if isinstance(spec, grammar.PromptSpec) else grammar.PromptSpec.from_dict(spec)
 
 
+def _verdicts(media: Sequence[np.ndarray], prompts: Sequence[str], metadata: Sequence[dict] | None) -> list:
+    """The verifier's verdict on each sample (the checked call shared by the two verifier rewards)."""
+    metadata = check_batch(media, prompts, metadata)
+    return [verify.verify(prompt_spec(p, m), x) for x, p, m in zip(media, prompts, metadata, strict=True)]
+
+
 def verifier_reward(media: Sequence[np.ndarray], prompts: Sequence[str], metadata: Sequence[dict] | None) -> np.ndarray:
     """The shapes verifier's score in [0, 1] (fraction of satisfied clauses, 1.0 only when all hold)."""
-    metadata = check_batch(media, prompts, metadata)
-    return np.array(
-        [verify.verify(prompt_spec(p, m), x).score for x, p, m in zip(media, prompts, metadata, strict=True)],
-        dtype=np.float64,
-    )
+    return np.array([v.score for v in _verdicts(media, prompts, metadata)], dtype=np.float64)
 
 
 def verifier_accuracy_reward(
@@ -58,11 +60,7 @@ def verifier_accuracy_reward(
     """The verifier's all-or-nothing verdict: 1.0 when every clause holds, else 0.0. This is the
     accuracy the benchmarks report, so a policy trained on it cannot trade a failed clause for
     partial credit on the others, as it can under :func:`verifier_reward`'s fraction."""
-    metadata = check_batch(media, prompts, metadata)
-    return np.array(
-        [float(verify.verify(prompt_spec(p, m), x).correct) for x, p, m in zip(media, prompts, metadata, strict=True)],
-        dtype=np.float64,
-    )
+    return np.array([float(v.correct) for v in _verdicts(media, prompts, metadata)], dtype=np.float64)
 
 
 def reward_model_reward(
