@@ -46,7 +46,9 @@ class PolicyGradientConfig:
     per sample, or the earliest (noisiest) ones with ``earliest_timesteps`` (see
     :func:`~training.algorithms.policy_gradient.make_plan` for why few-step DDIM needs it).
     ``sde_window`` k > 0 samples stochastically only on the first k steps (deterministic after,
-    Flow-GRPO-Fast's SDE window) and trains ``timestep_fraction`` of those k.
+    Flow-GRPO-Fast's SDE window) and trains ``timestep_fraction`` of those k. ``noise_block`` b > 1
+    draws the step noise on b x b tiles of the sample only (a subspace of 1/b^2 of its dimensions;
+    :mod:`training.algorithms.steps`, "Noise in a subspace").
     ``train_batch_size``/``sample_batch_size`` of 0 mean "all samples at once".
     """
 
@@ -63,6 +65,7 @@ class PolicyGradientConfig:
     timestep_fraction: float = 1.0
     earliest_timesteps: bool = False
     sde_window: int = 0
+    noise_block: int = 1
     lora_rank: int = 4
     lora_alpha: float | None = None
     inner_epochs: int = 1
@@ -75,7 +78,7 @@ class PolicyGradientConfig:
 
     def __post_init__(self) -> None:
         mixed_precision_dtype(self.mixed_precision)
-        positive = ("steps", "prompts_per_step", "sampler_steps", "lora_rank", "inner_epochs")
+        positive = ("steps", "prompts_per_step", "sampler_steps", "lora_rank", "inner_epochs", "noise_block")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -164,6 +167,7 @@ def _step(
         batch_size=config.sample_batch_size,
         start_seeds=start_seeds,
         sde_window=config.sde_window,
+        noise_block=config.noise_block,
     )
     rewards = score(components.reward, traj, metadata)
     adv, kept, extra = advantages(rewards, prompts, groups)

@@ -21,7 +21,7 @@ import torch
 
 from training.algorithms.loading import Policy
 from training.algorithms.sampling import Trajectory, sample_with_logprobs, transition
-from training.algorithms.steps import StepOutput
+from training.algorithms.steps import StepOutput, block_coords
 
 RewardFn = Callable[[list[np.ndarray], list[str], list[dict]], np.ndarray]
 
@@ -158,14 +158,15 @@ def clipped_policy_loss(
     return PolicyLoss(loss, ratio.detach(), clipfrac, approx_kl)
 
 
-def gaussian_kl(mean: torch.Tensor, ref_mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+def gaussian_kl(mean: torch.Tensor, ref_mean: torch.Tensor, std: torch.Tensor, block: int = 1) -> torch.Tensor:
     """Per-sample KL(N(mean, std^2) || N(ref_mean, std^2)) averaged over dimensions, ``(B,)``:
     ``mean_d (mean - ref_mean)^2 / (2 std^2)`` (Flow-GRPO, Liu et al. 2025, the closed-form KL
     term of its objective: both policies share the step's std, so this is the exact KL of the step
-    Gaussians). 0 where ``std == 0``."""
+    Gaussians). 0 where ``std == 0``. With ``block`` > 1 (noise on tiles) the same over the tiles'
+    coordinates, where the step Gaussians live."""
     std = torch.as_tensor(std, dtype=mean.dtype, device=mean.device)
     safe = torch.where(std > 0, std, torch.ones_like(std))
-    kl = (mean - ref_mean) ** 2 / (2 * safe**2)
+    kl = block_coords(mean - ref_mean, block) ** 2 / (2 * safe**2)
     kl = torch.where(std > 0, kl, torch.zeros_like(kl))
     return kl.mean(dim=tuple(range(1, kl.ndim)))
 
@@ -184,13 +185,15 @@ def rollout(
     batch_size: int = 0,
     start_seeds: Sequence[int] | None = None,
     sde_window: int = 0,
+    noise_block: int = 1,
 ) -> Trajectory:
     """Stochastic rollouts in chunks of ``batch_size`` (0: all at once), concatenated into one
     trajectory. ``start_seeds`` (one per sample) overrides the seed of x_T only (DanceGRPO's
     ``init_same_noise`` gives a group one x_T and different step noise); ``sde_window`` > 0 makes
-    only the first that many steps stochastic (see :func:`sample_with_logprobs`)."""
+    only the first that many steps stochastic and ``noise_block`` > 1 puts the step noise on tiles
+    (see :func:`sample_with_logprobs`)."""
     size = batch_size or len(prompts)
-    kwargs = {"steps": steps, "eta": eta, "guidance": guidance, "sde_window": sde_window}
+    kwargs = {"steps": steps, "eta": eta, "guidance": guidance, "sde_window": sde_window, "noise_block": noise_block}
     parts = []
     for lo in range(0, len(prompts), size):
         sl = slice(lo, lo + size)
@@ -215,6 +218,7 @@ def rollout(
         cond=cond,
         media=[m for t in parts for m in t.media],
         sde_window=sde_window,
+        noise_block=noise_block,
     )
 
 
@@ -285,6 +289,7 @@ def _transition(policy: Policy, traj: Trajectory, rows: torch.Tensor, idx: torch
         traj.cond.index(rows),
         eta=traj.eta,
         guidance=traj.guidance,
+        noise_block=traj.noise_block,
     )
 
 
@@ -340,7 +345,7 @@ def _train_forward(policy, traj, rows, idx, old, adv, s: UpdateSettings, n_slots
     # beside the reward.
     with torch.no_grad(), policy.disable_adapter():
         ref_mean = _transition(policy, traj, rows, idx).mean
-    kl = gaussian_kl(out.mean, ref_mean, out.std).mean()
+    kl = gaussian_kl(out.mean, ref_mean, out.std, out.block).mean()
     ((pl.loss + s.kl_beta * kl) / n_slots).backward()
     return pl, kl.detach(), old
 

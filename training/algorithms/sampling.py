@@ -21,7 +21,7 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from training.algorithms.loading import Policy, TextCondition
-from training.algorithms.steps import StepOutput, ddim_step, flow_sde_step
+from training.algorithms.steps import StepOutput, block_shape, ddim_step, flow_sde_step
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,10 @@ def step(
     eta: float,
     noise: torch.Tensor | None = None,
     prev_sample: torch.Tensor | None = None,
+    block: int = 1,
 ) -> StepOutput:
-    """The family's stochastic step at ``step_index`` (an int, or one index per sample)."""
+    """The family's stochastic step at ``step_index`` (an int, or one index per sample); ``block``
+    > 1 puts its noise on tiles (:mod:`training.algorithms.steps`)."""
     if schedule.family == "flow":
         return flow_sde_step(
             model_output,
@@ -91,6 +93,7 @@ def step(
             sigma_max=schedule.sigmas[1],
             noise=noise,
             prev_sample=prev_sample,
+            block=block,
         )
     return ddim_step(
         model_output,
@@ -102,6 +105,7 @@ def step(
         clip_range=schedule.clip_range,
         noise=noise,
         prev_sample=prev_sample,
+        block=block,
     )
 
 
@@ -120,6 +124,7 @@ class Trajectory:
     cond: TextCondition
     media: list[np.ndarray]
     sde_window: int = 0  # > 0: only the first sde_window transitions are stochastic (and trainable)
+    noise_block: int = 1  # > 1: the step noise lives on noise_block x noise_block tiles
 
     @property
     def timesteps(self) -> torch.Tensor:
@@ -136,6 +141,7 @@ def transition(
     *,
     eta: float,
     guidance: float = 1.0,
+    noise_block: int = 1,
 ) -> StepOutput:
     """Score the given transition ``x_t -> x_prev`` under the policy's current weights.
 
@@ -144,7 +150,7 @@ def transition(
     """
     t = schedule.timesteps[step_index]
     out = policy.predict(x_t, t, cond, guidance=guidance)
-    return step(schedule, step_index, out, x_t, eta=eta, prev_sample=x_prev)
+    return step(schedule, step_index, out, x_t, eta=eta, prev_sample=x_prev, block=noise_block)
 
 
 def transition_log_prob(
@@ -157,9 +163,13 @@ def transition_log_prob(
     *,
     eta: float,
     guidance: float = 1.0,
+    noise_block: int = 1,
 ) -> torch.Tensor:
     """``log p_theta(x_prev | x_t)`` per sample ``(B,)``; see :func:`transition`."""
-    return transition(policy, schedule, step_index, x_t, x_prev, cond, eta=eta, guidance=guidance).log_prob
+    out = transition(
+        policy, schedule, step_index, x_t, x_prev, cond, eta=eta, guidance=guidance, noise_block=noise_block
+    )
+    return out.log_prob
 
 
 def trajectory_log_prob(policy: Policy, traj: Trajectory, step_index: int | torch.Tensor) -> torch.Tensor:
@@ -175,6 +185,7 @@ def trajectory_log_prob(policy: Policy, traj: Trajectory, step_index: int | torc
         traj.cond,
         eta=traj.eta,
         guidance=traj.guidance,
+        noise_block=traj.noise_block,
     )
 
 
@@ -201,6 +212,7 @@ def sample_with_logprobs(
     guidance: float = 1.0,
     sde_window: int = 0,
     start_generators: list[torch.Generator] | None = None,
+    noise_block: int = 1,
 ) -> Trajectory:
     """Stochastic rollouts recording latents and per-step log-probs (``eta``: DDIM eta or flow noise level).
 
@@ -209,10 +221,12 @@ def sample_with_logprobs(
     the start, where the shapes world decides what is drawn where. Noise then only enters where
     training can credit it, and the rollouts end as cleanly as the deterministic sampler's.
     ``start_generators`` (one per sample) draw x_T instead of the seeds' generators, which then
-    draw only the step noise (DanceGRPO's shared start of a group)."""
+    draw only the step noise (DanceGRPO's shared start of a group). ``noise_block`` b > 1 draws the
+    step noise on b x b tiles only (:mod:`training.algorithms.steps`, "Noise in a subspace")."""
     prompts, seeds = _check(prompts, seeds)
     if sde_window < 0:
         raise ValueError(f"sde_window must be >= 0, got {sde_window}")
+    noise_shape = block_shape((len(prompts), *policy.sample_shape), noise_block)
     generators = _generators(seeds)
     schedule = make_schedule(policy, steps)
     with policy.eval_mode():
@@ -224,8 +238,8 @@ def sample_with_logprobs(
             step_eta = eta if sde_window == 0 or i < sde_window else 0.0
             noise = None
             if step_eta > 0:
-                noise = randn_tensor(out.shape, generator=generators, device=out.device, dtype=out.dtype).float()
-            result = step(schedule, i, out, x, eta=step_eta, noise=noise)
+                noise = randn_tensor(noise_shape, generator=generators, device=out.device, dtype=out.dtype).float()
+            result = step(schedule, i, out, x, eta=step_eta, noise=noise, block=noise_block)
             x = result.prev_sample
             latents.append(x)
             log_probs.append(result.log_prob)
@@ -241,6 +255,7 @@ def sample_with_logprobs(
         cond=cond,
         media=media,
         sde_window=sde_window,
+        noise_block=noise_block,
     )
 
 
