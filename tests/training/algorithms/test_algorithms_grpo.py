@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from tests.training.algorithms.rl_helpers import DATA, brightness, fresh, lora_state
 from tests.training.algorithms.tiny import PROMPTS
 from training.algorithms import policy_gradient as pg
 from training.algorithms.checkpoint import latest_checkpoint
 from training.algorithms.grpo import GRPOConfig, train_grpo
-from training.algorithms.loading import load_generator
 from training.algorithms.pg_loop import prepare_policy
-from training.shapes import grammar
 
 GENERATORS = [
     "shapes-image-eps",
@@ -24,7 +23,6 @@ GENERATORS = [
     "shapes-multiview-flow",
     "shapes-video-stacked",
 ]
-DATA = [(p, {"spec": grammar.parse(p).to_dict()}) for p in PROMPTS]
 TINY = {"prompts_per_step": 2, "group_size": 2, "sampler_steps": 2, "timestep_fraction": 0.5, "lora_rank": 2}
 # Settings under which the tiny flow model learns the brightness reward within 10 steps.
 LEARNS = {
@@ -39,20 +37,6 @@ LEARNS = {
     "lora_rank": 4,
 }
 METRICS = {"reward_mean", "reward_std", "policy_loss", "kl", "ratio_mean", "clipfrac", "zero_std_groups", "lr"}
-
-
-def brightness(media, prompts, metadata):
-    """Mean pixel value in [0, 1]: a reward the tiny models can move within a few steps."""
-    return np.array([m.astype(np.float64).mean() / 255.0 for m in media])
-
-
-def fresh(saved_generators, name):
-    """A policy of its own per test: training adds an adapter in place."""
-    return load_generator(str(saved_generators[name]))
-
-
-def lora_state(policy) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in policy.denoiser.named_parameters() if "lora_" in n}
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tests.training.algorithms.test_algorithms_grpo import DATA, TINY, brightness, fresh, lora_state
+from tests.training.algorithms.rl_helpers import DATA, brightness, fresh, lora_state
 from tests.training.algorithms.tiny import PROMPTS
 from training.algorithms import policy_gradient as pg
 from training.algorithms.grpo import GRPOConfig, train_grpo
@@ -150,7 +150,8 @@ def test_rollouts_on_tiles_record_log_probs_the_trainer_recomputes(name, eta, po
 def test_grpo_on_tiles_keeps_ratio_one_and_kl_zero_then_moves_only_the_adapter(saved_generators, tmp_path):
     policy = fresh(saved_generators, "shapes-image-flow")
     components = pg.RLComponents(policy, brightness)
-    config = GRPOConfig(steps=1, guidance=2.0, kl_beta=0.04, noise_block=4, learning_rate=1e-2, **TINY)
+    tiny = {"prompts_per_step": 2, "group_size": 2, "sampler_steps": 2, "timestep_fraction": 0.5, "lora_rank": 2}
+    config = GRPOConfig(steps=1, guidance=2.0, kl_beta=0.04, noise_block=4, learning_rate=1e-2, **tiny)
     prepare_policy(components, config)
     base = {n: p.detach().clone() for n, p in policy.denoiser.named_parameters() if "lora_" not in n}
     before = lora_state(policy)

@@ -6,20 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from tests.training.algorithms.rl_helpers import DATA, brightness, fresh, lora_state
 from tests.training.algorithms.tiny import PROMPTS
 from training.algorithms import policy_gradient as pg
 from training.algorithms.checkpoint import latest_checkpoint, load_checkpoint
-from training.algorithms.loading import load_generator
 from training.algorithms.ppo import PPOConfig, batch_advantages, train_ppo
 from training.shapes import grammar, verify
 
 GENERATORS = ["shapes-image-eps", "shapes-image-flow", "shapes-video", "shapes-multiview"]
-DATA = [(p, {"spec": grammar.parse(p).to_dict()}) for p in PROMPTS]
 TINY = {"prompts_per_step": 2, "samples_per_prompt": 2, "sampler_steps": 2, "timestep_fraction": 0.5, "lora_rank": 2}
-
-
-def brightness(media, prompts, metadata):
-    return np.array([m.astype(np.float64).mean() / 255.0 for m in media])
 
 
 def verifier(media, prompts, metadata):
@@ -31,14 +26,6 @@ def verifier(media, prompts, metadata):
 def weighted(media, prompts, metadata):
     """A composed reward: 0.7 verifier + 0.3 brightness."""
     return 0.7 * verifier(media, prompts, metadata) + 0.3 * brightness(media, prompts, metadata)
-
-
-def fresh(saved_generators, name):
-    return load_generator(str(saved_generators[name]))
-
-
-def lora_state(policy) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in policy.denoiser.named_parameters() if "lora_" in n}
 
 
 @pytest.mark.parametrize("kwargs", [{"samples_per_prompt": 0}, {"min_count": 0}, {"buffer_size": 0}, {"adv_eps": -1}])
