@@ -100,7 +100,13 @@ OPTIONS: dict[str, tuple[object, type, str]] = {
     "threads": (0, int, "torch threads (0: leave torch's default)"),
     "plot": (None, str, "SVG file to draw the curve, the rollout reward and the KL in (see bench.plot)"),
     "device": ("cpu", str, "where the policy runs: cpu or cuda (rewards and the verifier stay on the CPU)"),
-    "mixed_precision": ("no", str, "no or bf16: rollouts and training forwards autocast (held-out evaluation in fp32)"),
+    "mixed_precision": (
+        "no",
+        str,
+        "no or bf16: rollouts and training forwards autocast (held-out evaluation in fp32"
+        "; bf16 pays only where the device computes it natively, which the result's bf16_native says: "
+        "a CPU without it emulates bf16, about 13x slower)",
+    ),
 }
 
 
@@ -362,6 +368,7 @@ def run(args) -> dict:
     import torch
 
     from training.algorithms.grpo import train_grpo
+    from training.algorithms.loading import native_bf16
     from training.algorithms.policy_gradient import RLComponents
     from training.algorithms.ppo import train_ppo
 
@@ -434,6 +441,7 @@ def run(args) -> dict:
         "benchmark": f"alignment: {algo.upper()} with the {reward_note} reward (shapes world)",
         **about,
         "device": str(policy.device),
+        "bf16_native": native_bf16(policy.device),  # whether --mixed-precision bf16 can be fast here
         "config": config.to_dict(),
         "held_out": {
             "held_out": bool(held_out),

@@ -9,6 +9,7 @@ import torch
 from bench.alignment_dpo import _training_specs, eval_scales, main, run
 from bench.plot import write_plot
 from tests.bench.svgxml import SVG, parse
+from training.algorithms.loading import native_bf16
 from training.shapes import evaluate, grammar
 
 TOY = {
@@ -55,6 +56,7 @@ def test_default_and_balanced_training_prompts(tmp_path):
     ]
     assert held_out["held_out"]["train_prompts"] == "held-out"
     assert held_out["device"] == "cpu"  # --device's default
+    assert held_out["bf16_native"] is native_bf16("cpu")
     # the toy evaluates every single-object and two-object prompt, so none of those is trained
     assert not {"single_object", "two_objects"} & set(held_out["held_out"]["train_tasks"])
     assert held_out["held_out"]["seeds_only_tasks"] == []

@@ -7,7 +7,7 @@ from bench import alignment_rl
 from bench.alignment_rl import WEIGHTS, _evaluator, main, run
 from bench.plot import write_plot
 from tests.bench.svgxml import SVG, parse
-from training.algorithms.loading import load_generator
+from training.algorithms.loading import load_generator, native_bf16
 
 TOY = {
     "algo": "ppo",
@@ -31,6 +31,7 @@ def test_steps_limit_and_kept_adapters_reproduce_the_evaluation(tmp_path):
     final = run(TOY | {"steps": 2, "eval_every": 100.0, "minutes": 10.0, "keep_adapters": str(tmp_path / "final")})
 
     assert result["train_steps"] == 2 and len(result["steps"]) == 2
+    assert result["device"] == "cpu" and result["bf16_native"] is native_bf16("cpu")
     # an evaluation after each step (eval_every 0); the one after the last step is the final one
     assert [p["step"] for p in result["curve"]] == [0, 1, 2]
     assert sorted(p.name for p in keep.iterdir()) == ["step-1", "step-2"]

@@ -3,19 +3,24 @@
 (ratio 1, KL 0, DPO loss ln 2, exact resume) hold in bf16 as in fp32."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
 from tests.training.algorithms.tiny import PROMPTS
+from training.algorithms import loading
 from training.algorithms import policy_gradient as pg
 from training.algorithms.dpo import DPOConfig, PreferencePair, train_dpo
 from training.algorithms.grpo import GRPOConfig, train_grpo
-from training.algorithms.loading import load_generator, mixed_precision_dtype
+from training.algorithms.loading import load_generator, mixed_precision_dtype, native_bf16
 from training.algorithms.pg_loop import prepare_policy
 from training.algorithms.ppo import PPOConfig
 from training.shapes import grammar
+
+# the bf16 runs here warn on CPUs without native bf16 (as they should); the warning has its own test
+pytestmark = pytest.mark.filterwarnings("ignore:mixed_precision='bf16' on:RuntimeWarning")
 
 DATA = [(p, {"spec": grammar.parse(p).to_dict()}) for p in PROMPTS]
 TINY = {"prompts_per_step": 2, "group_size": 2, "sampler_steps": 2, "lora_rank": 2}
@@ -49,6 +54,33 @@ def test_modes_are_checked_everywhere():
         assert make().mixed_precision == "no"
         with pytest.raises(ValueError, match="mixed_precision must be one of no, bf16, got 'fp16'"):
             make(mixed_precision="fp16")
+
+
+def test_native_bf16_reads_the_hardware():
+    assert native_bf16("cpu") is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert native_bf16(torch.device("cpu")) is native_bf16("cpu")
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_warns_where_it_would_be_emulated(native, saved_generators, monkeypatch):
+    """bf16 autocast on a CPU without native bf16 was measured 13x slower than fp32: the run is told,
+    once per call site, and still runs as configured; "no" never warns."""
+    monkeypatch.setattr(loading, "native_bf16", lambda device: native)
+    policy = load_generator(str(saved_generators["shapes-image-flow"]))
+    x, t, cond = _inputs(policy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with torch.no_grad(), policy.mixed_precision("bf16"):
+            out = policy.predict(x, t, cond)
+        with policy.mixed_precision("no"):
+            pass
+    messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+    if native:
+        assert messages == []
+    else:
+        assert messages == [loading.EMULATED_BF16.format(device="cpu")]
+        assert caught[0].filename == __file__  # points at the caller, not at contextlib
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("name", ["shapes-image-eps", "shapes-image-flow"])
