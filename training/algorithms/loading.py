@@ -264,9 +264,9 @@ def mixed_precision_dtype(mode: str) -> torch.dtype | None:
 
 
 EMULATED_BF16 = (
-    "mixed_precision='bf16' on {device}, which has no native bfloat16 arithmetic: autocast emulates it, "
-    "and the shapes denoiser's forward was measured 13 times slower than in float32 on such a CPU "
-    "(AVX2 without AVX-512 BF16); use mixed_precision='no' here"
+    "mixed_precision='bf16' on {device}, which has no native bfloat16 arithmetic: autocast emulates it "
+    "(on an AVX2 CPU without AVX-512 BF16 the shapes denoiser's forward was measured 13 times slower than "
+    "in float32); use mixed_precision='no' here"
 )
 
 
