@@ -1,5 +1,5 @@
-"""What the GRPO, DDPO and noise-block tests share: the prompts' data, a reward the tiny models can
-move, a fresh policy per test and a snapshot of its adapter."""
+"""What the GRPO, DDPO, noise-block, mixed-precision and DPO tests share: the prompts' data, a
+reward the tiny models can move, a fresh policy per test and a snapshot of its adapter."""
 
 import numpy as np
 import torch

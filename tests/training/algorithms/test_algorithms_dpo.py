@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from diffusers import StableDiffusionPipeline
 from peft.tuners.tuners_utils import BaseTunerLayer
 
+from tests.training.algorithms.rl_helpers import lora_state
 from tests.training.algorithms.tiny import tiny_sd_pipeline
 from training.algorithms.dpo import (
     DPOConfig,
@@ -297,7 +298,7 @@ def test_cached_encodings_train_like_per_step_encoding(sd_dir):
             assert cached[key] == pytest.approx(direct[key], rel=1e-3, abs=1e-6), key
 
 
-def test_shapes_adapter_loads_with_load_lora(saved_generators, tmp_path):
+def test_shapes_adapter_loads_with_loadlora_state(saved_generators, tmp_path):
     source = str(saved_generators["shapes-image-flow"])
     policy = load_generator(source)
     result = train_dpo(_config(lr=1e-2), policy, _pairs(policy, 2), run_dir=tmp_path)
@@ -306,10 +307,6 @@ def test_shapes_adapter_loads_with_load_lora(saved_generators, tmp_path):
     cond = policy.encode(["a red circle", "a"])
     with torch.no_grad():
         torch.testing.assert_close(reloaded.predict(x, t, cond), policy.predict(x, t, cond), atol=1e-6, rtol=0)
-
-
-def _lora(policy) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in policy.denoiser.named_parameters() if "lora_" in n}
 
 
 def _frozen(policy) -> dict[str, torch.Tensor]:
@@ -331,9 +328,9 @@ def test_first_step_moves_every_lora_b_and_nothing_frozen(saved_generators):
     frozen = _frozen(policy)
     config, pairs = _config(steps=1, lr=1e-2), _pairs(policy, 2)
     prepare_adapter(policy, config)  # the seeded adapter the run starts from (train_dpo keeps it)
-    initial = _lora(policy)
+    initial = lora_state(policy)
     train_dpo(config, policy, pairs, run_dir=None)
-    after_one = _lora(policy)
+    after_one = lora_state(policy)
     assert len(after_one) == len(initial) > 0
     for name, value in after_one.items():
         if "lora_B" in name:
@@ -344,7 +341,7 @@ def test_first_step_moves_every_lora_b_and_nothing_frozen(saved_generators):
         assert torch.equal(value, frozen[name]), name
 
     train_dpo(_config(steps=1, lr=1e-2, seed=1), policy, pairs, run_dir=None)  # the same adapter, trained on
-    for name, value in _lora(policy).items():
+    for name, value in lora_state(policy).items():
         assert not torch.equal(value, after_one[name]), name
     for name, value in _frozen(policy).items():
         assert torch.equal(value, frozen[name]), name
@@ -369,8 +366,8 @@ def test_resume_equals_an_uninterrupted_run(saved_generators, tmp_path):
     resumed = train_dpo(config, second, data, run_dir=tmp_path / "split")
     assert resumed.steps == 4 and [h["step"] for h in resumed.history] == [3, 4]
     assert resumed.history == whole.history[2:]
-    expected = _lora(full)
-    for name, value in _lora(second).items():
+    expected = lora_state(full)
+    for name, value in lora_state(second).items():
         assert torch.equal(value, expected[name]), name
 
 
@@ -384,7 +381,7 @@ def test_micro_batches_accumulate_the_same_step(saved_generators):
         policy = load_generator(source)
         config = _config(steps=3, batch_size=5, micro_batch=micro, uncond_rate=0.4, lr=1e-2)
         runs.append(train_dpo(config, policy, _pairs(policy, 7), run_dir=None))
-        adapters.append(_lora(policy))
+        adapters.append(lora_state(policy))
     for whole, chunked in zip(runs[0].history, runs[1].history, strict=True):
         assert whole.keys() == chunked.keys()
         for key in whole:
@@ -395,7 +392,7 @@ def test_micro_batches_accumulate_the_same_step(saved_generators):
     # update (trained minus the seeded start) as one vector instead of coordinate by coordinate.
     start = load_generator(source)
     prepare_adapter(start, config)
-    initial = _lora(start)
+    initial = lora_state(start)
     moved = [torch.cat([(a[n] - initial[n]).flatten() for n in sorted(initial)]) for a in adapters]
     assert moved[0].norm() > 1e-2  # the steps did move it
     assert torch.nn.functional.cosine_similarity(moved[0], moved[1], dim=0) > 0.9999

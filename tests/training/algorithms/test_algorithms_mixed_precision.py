@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.training.algorithms.rl_helpers import DATA, brightness, lora_state
 from tests.training.algorithms.tiny import PROMPTS
 from training.algorithms import loading
 from training.algorithms import policy_gradient as pg
@@ -17,17 +18,11 @@ from training.algorithms.grpo import GRPOConfig, train_grpo
 from training.algorithms.loading import load_generator, mixed_precision_dtype, native_bf16
 from training.algorithms.pg_loop import prepare_policy
 from training.algorithms.ppo import PPOConfig
-from training.shapes import grammar
 
 # the bf16 runs here warn on CPUs without native bf16 (as they should); the warning has its own test
 pytestmark = pytest.mark.filterwarnings("ignore:mixed_precision='bf16' on:RuntimeWarning")
 
-DATA = [(p, {"spec": grammar.parse(p).to_dict()}) for p in PROMPTS]
 TINY = {"prompts_per_step": 2, "group_size": 2, "sampler_steps": 2, "lora_rank": 2}
-
-
-def brightness(media, prompts, metadata):
-    return np.array([m.astype(np.float64).mean() / 255.0 for m in media])
 
 
 def _inputs(policy):
@@ -42,10 +37,6 @@ def _watch(policy) -> list[torch.dtype]:
     first_linear = next(m for m in policy.denoiser.modules() if isinstance(m, torch.nn.Linear))
     first_linear.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
     return seen
-
-
-def _lora(policy) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in policy.denoiser.named_parameters() if "lora_" in n}
 
 
 def test_modes_are_checked_everywhere():
@@ -109,7 +100,7 @@ def test_grpo_in_bf16_keeps_its_exact_invariants_and_resumes_exactly(saved_gener
     policy = load_generator(str(saved_generators["shapes-image-flow"]))
     components = pg.RLComponents(policy, brightness)
     prepare_policy(components, config)
-    start = _lora(policy)
+    start = lora_state(policy)
     inner, seen, in_callback = _watch(policy), [], []
     x, t, cond = _inputs(policy)
 
@@ -126,7 +117,7 @@ def test_grpo_in_bf16_keeps_its_exact_invariants_and_resumes_exactly(saved_gener
     # old log-probs come from the same bf16 forward as the update's: the ratio is exactly 1, and
     # policy and reference are the same network before the first update: the KL is exactly 0
     assert first["ratio_dev_first"] == 0.0 and first["ratio_mean"] == 1.0 and first["kl"] == 0.0
-    trained = _lora(policy)
+    trained = lora_state(policy)
     assert all(not torch.equal(trained[n], start[n]) for n in start if "lora_B" in n)
     assert all(p.grad is None or p.grad.dtype == torch.float32 for p in policy.denoiser.parameters())
 
@@ -142,7 +133,7 @@ def test_grpo_in_bf16_keeps_its_exact_invariants_and_resumes_exactly(saved_gener
     )
     resumed = load_generator(str(saved_generators["shapes-image-flow"]))
     train_grpo(config, pg.RLComponents(resumed, brightness), DATA, run_dir=tmp_path / "b")
-    assert all(torch.equal(v, _lora(resumed)[n]) for n, v in trained.items())
+    assert all(torch.equal(v, lora_state(resumed)[n]) for n, v in trained.items())
 
 
 def test_dpo_in_bf16_starts_at_ln2_and_learns(saved_generators):
