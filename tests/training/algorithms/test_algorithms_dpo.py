@@ -298,7 +298,7 @@ def test_cached_encodings_train_like_per_step_encoding(sd_dir):
             assert cached[key] == pytest.approx(direct[key], rel=1e-3, abs=1e-6), key
 
 
-def test_shapes_adapter_loads_with_loadlora_state(saved_generators, tmp_path):
+def test_shapes_adapter_loads_with_load_lora(saved_generators, tmp_path):
     source = str(saved_generators["shapes-image-flow"])
     policy = load_generator(source)
     result = train_dpo(_config(lr=1e-2), policy, _pairs(policy, 2), run_dir=tmp_path)
